@@ -1,0 +1,1 @@
+//! Brine's quic transport backend (work in progress).

@@ -1,0 +1,1 @@
+//! Brine's tcp transport backend (work in progress).

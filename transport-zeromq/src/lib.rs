@@ -1,0 +1,1 @@
+//! Brine's zeromq transport backend (work in progress).
