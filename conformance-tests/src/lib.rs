@@ -1,19 +1,4 @@
-//! The transport conformance suite.
-//!
-//! Every check is a plain `pub async fn(&dyn Harness) -> CheckResult` on real
-//! loopback sockets. [`transport_conformance!`] turns the whole list into one
-//! named `#[test]` per check, so a failure names the check and the backend:
-//!
-//! ```ignore
-//! // tests/conformance.rs of a transport plugin — the whole file:
-//! brine_conformance_tests::transport_conformance!(my_transport::TestHarness::default());
-//! ```
-//!
-//! A [`Harness`] hands the suite the transport and the options its ends need
-//! (TLS material, settings). Checks a backend cannot support (see
-//! [`Capabilities`](brine_transport_api::Capabilities)) report
-//! [`Outcome::Skipped`] with the reason; they never pass silently.
-//! [`run_all`] runs everything from one test instead.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod checks;
@@ -37,6 +22,13 @@ pub trait Harness: Send + Sync + 'static {
     fn client_options(&self, connect: SocketAddr, identity: &str) -> ClientOptions {
         ClientOptions::new(connect, identity)
     }
+
+    /// Whether the servers' addresses are real OS sockets on loopback.
+    /// An in-process transport (such as `MemoryTransport`) says `false`, and
+    /// the check that throws raw junk at the ports skips.
+    fn binds_os_sockets(&self) -> bool {
+        true
+    }
 }
 
 /// How a check ended when it did not fail.
@@ -44,7 +36,8 @@ pub trait Harness: Send + Sync + 'static {
 pub enum Outcome {
     /// Every assertion held.
     Passed,
-    /// The backend does not claim this capability; the reason says which.
+    /// The check does not apply (a capability the backend does not claim,
+    /// or a harness without OS sockets); the reason says which.
     Skipped(String),
 }
 

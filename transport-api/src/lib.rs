@@ -33,6 +33,8 @@ mod error;
 mod event;
 pub mod framing;
 pub mod ipc;
+#[cfg(feature = "memory")]
+pub mod memory;
 mod options;
 mod publish;
 mod registry;
