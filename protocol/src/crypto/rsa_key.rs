@@ -1,0 +1,685 @@
+//! RSA key pairs and the three RSA operations Salt uses.
+
+use std::fmt;
+use std::str::FromStr;
+
+use getrandom::SysRng;
+use rsa::BoxedUint;
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use sha1::Sha1;
+use sha2::Sha224;
+use zeroize::Zeroizing;
+
+use super::{CryptoError, x931};
+
+/// Salt's `clean_key`: strip surrounding whitespace and join the lines with
+/// `\n` (no trailing newline). Public keys are compared, stored under
+/// `minions/<id>` and sent as `pub`/`pub_key` in this form.
+pub fn clean_key(key: &str) -> String {
+    key.trim().lines().collect::<Vec<_>>().join("\n")
+}
+
+/// The `enc_algo` of a request: how RSA encryption is padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EncryptionAlgorithm {
+    /// `OAEP-SHA1` (Salt's default): OAEP with SHA-1 and MGF1-SHA-1.
+    #[default]
+    OaepSha1,
+    /// `OAEP-SHA224`: OAEP with SHA-224 and MGF1-SHA-224.
+    OaepSha224,
+}
+
+impl EncryptionAlgorithm {
+    /// Salt's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EncryptionAlgorithm::OaepSha1 => "OAEP-SHA1",
+            EncryptionAlgorithm::OaepSha224 => "OAEP-SHA224",
+        }
+    }
+}
+
+impl FromStr for EncryptionAlgorithm {
+    type Err = CryptoError;
+    fn from_str(s: &str) -> Result<Self, CryptoError> {
+        match s {
+            "OAEP-SHA1" => Ok(EncryptionAlgorithm::OaepSha1),
+            "OAEP-SHA224" => Ok(EncryptionAlgorithm::OaepSha224),
+            other => Err(CryptoError::UnknownAlgorithm(other.to_owned())),
+        }
+    }
+}
+
+/// The `sig_algo` of a request: how RSA signatures are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SigningAlgorithm {
+    /// `PKCS1v15-SHA1` (Salt's default).
+    #[default]
+    Pkcs1v15Sha1,
+    /// `PKCS1v15-SHA224`.
+    Pkcs1v15Sha224,
+}
+
+impl SigningAlgorithm {
+    /// Salt's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningAlgorithm::Pkcs1v15Sha1 => "PKCS1v15-SHA1",
+            SigningAlgorithm::Pkcs1v15Sha224 => "PKCS1v15-SHA224",
+        }
+    }
+}
+
+impl FromStr for SigningAlgorithm {
+    type Err = CryptoError;
+    fn from_str(s: &str) -> Result<Self, CryptoError> {
+        match s {
+            "PKCS1v15-SHA1" => Ok(SigningAlgorithm::Pkcs1v15Sha1),
+            "PKCS1v15-SHA224" => Ok(SigningAlgorithm::Pkcs1v15Sha224),
+            other => Err(CryptoError::UnknownAlgorithm(other.to_owned())),
+        }
+    }
+}
+
+/// Normalizes line endings and guarantees the final newline PEM parsers want.
+fn normalize_pem(pem: &str) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(clean_key(pem));
+    out.push('\n');
+    out
+}
+
+/// An RSA private key (master.pem, minion.pem). Debug output is redacted.
+#[derive(Clone)]
+pub struct PrivateKey {
+    inner: rsa::PrivateKey,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("bits", &self.inner.n().bit_width())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrivateKey {
+    /// Salt's default `keysize`.
+    pub const DEFAULT_BITS: usize = 2048;
+
+    /// Generates a fresh key pair with e = 65537 ([`Self::DEFAULT_BITS`] is Salt's size).
+    ///
+    /// # Errors
+    /// [`CryptoError::KeyGeneration`] for sizes below 1024 bits or an RNG failure.
+    pub fn generate(bits: usize) -> Result<PrivateKey, CryptoError> {
+        rsa::PrivateKey::new(&mut SysRng, bits)
+            .map(|inner| PrivateKey { inner })
+            .map_err(|e| CryptoError::KeyGeneration(e.to_string()))
+    }
+
+    /// Parses a private key PEM: PKCS#1 (`BEGIN RSA PRIVATE KEY`, what Salt
+    /// writes) or unencrypted PKCS#8 (`BEGIN PRIVATE KEY`). CRLF line ends and
+    /// surrounding whitespace are tolerated.
+    ///
+    /// # Errors
+    /// [`CryptoError::BadPem`] if it is neither, or not a usable RSA key.
+    pub fn from_pem(pem: &str) -> Result<PrivateKey, CryptoError> {
+        let pem = normalize_pem(pem);
+        let inner = if pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+            rsa::PrivateKey::from_pkcs1_pem(&pem).map_err(|e| e.to_string())
+        } else if pem.starts_with("-----BEGIN PRIVATE KEY-----") {
+            rsa::PrivateKey::from_pkcs8_pem(&pem).map_err(|e| e.to_string())
+        } else {
+            Err("expected BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY".to_owned())
+        }
+        .map_err(|reason| CryptoError::BadPem {
+            kind: "private",
+            reason,
+        })?;
+        Ok(PrivateKey { inner })
+    }
+
+    /// The key as PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), `\n` line ends and a
+    /// final newline: the bytes Salt writes to `master.pem`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Encode`] if the key cannot be encoded.
+    pub fn to_pem(&self) -> Result<Zeroizing<String>, CryptoError> {
+        self.inner
+            .to_pkcs1_pem(LineEnding::LF)
+            .map_err(|e| CryptoError::Encode(e.to_string()))
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey {
+            inner: self.inner.to_public_key(),
+        }
+    }
+
+    /// Modulus length in bytes (256 for RSA-2048): the length of every
+    /// ciphertext and signature.
+    pub fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    /// OAEP-SHA1 decryption (Salt's `PrivateKey.decrypt`).
+    ///
+    /// # Errors
+    /// [`CryptoError::Decrypt`] for a wrong key or corrupted ciphertext.
+    pub fn decrypt(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.decrypt_with(EncryptionAlgorithm::OaepSha1, ciphertext)
+    }
+
+    /// OAEP decryption with the request's `enc_algo`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Decrypt`] for a wrong key or corrupted ciphertext.
+    pub fn decrypt_with(
+        &self,
+        algorithm: EncryptionAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let plain = match algorithm {
+            EncryptionAlgorithm::OaepSha1 => self.inner.oaep_decrypt::<Sha1>(ciphertext),
+            EncryptionAlgorithm::OaepSha224 => self.inner.oaep_decrypt::<Sha224>(ciphertext),
+        };
+        plain.map(Zeroizing::new).map_err(|_| CryptoError::Decrypt)
+    }
+
+    /// PKCS#1 v1.5 signature with SHA-1 over `data` (Salt's `PrivateKey.sign`).
+    ///
+    /// # Errors
+    /// [`CryptoError::Sign`] if the private operation fails.
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.sign_with(SigningAlgorithm::Pkcs1v15Sha1, data)
+    }
+
+    /// PKCS#1 v1.5 signature with the request's `sig_algo`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Sign`] if the private operation fails.
+    pub fn sign_with(
+        &self,
+        algorithm: SigningAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        match algorithm {
+            SigningAlgorithm::Pkcs1v15Sha1 => self.inner.pkcs1v15_sign::<Sha1>(data),
+            SigningAlgorithm::Pkcs1v15Sha224 => self.inner.pkcs1v15_sign::<Sha224>(data),
+        }
+        .map_err(|e| CryptoError::Sign(e.to_string()))
+    }
+
+    /// Raw RSA private-key operation with ANSI X9.31 padding — Salt's
+    /// `PrivateKey.encrypt` (OpenSSL `RSA_private_encrypt` with
+    /// `RSA_X931_PADDING`). No hashing: `msg` is embedded as is (`b"salt"`
+    /// for the `tok`, a 64-char hex digest for the auth `sig`). The result
+    /// is `min(s, n - s)` as [`Self::size`] bytes, as OpenSSL outputs it.
+    ///
+    /// # Errors
+    /// [`CryptoError::MessageTooLong`] if `msg` does not fit the key
+    /// (at most `size - 2` bytes, and not exactly `size - 3`, which OpenSSL
+    /// cannot verify); [`CryptoError::Sign`] if the private operation fails.
+    pub fn x931_sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let k = self.size();
+        let block = x931::pad(msg, k)?;
+        let n = self.inner.n().as_ref();
+        let precision = n.bits_precision();
+        let x = BoxedUint::from_be_slice(&block, precision)
+            .map_err(|_| CryptoError::Sign("block does not fit the modulus".into()))?;
+        if x >= *n {
+            return Err(CryptoError::Sign("block does not fit the modulus".into()));
+        }
+        let s = rsa::hazmat::rsa_decrypt_and_check(&self.inner, Some(&mut SysRng), &x)
+            .map_err(|e| CryptoError::Sign(e.to_string()))?;
+        let n_minus_s = n.wrapping_sub(&s);
+        let out = if s > n_minus_s { n_minus_s } else { s };
+        to_octets(&out, k).ok_or_else(|| CryptoError::Sign("result wider than the key".into()))
+    }
+}
+
+/// The last `k` bytes of `value` in big-endian, if the rest is zero.
+fn to_octets(value: &BoxedUint, k: usize) -> Option<Vec<u8>> {
+    let bytes = value.to_be_bytes();
+    let cut = bytes.len().checked_sub(k)?;
+    let (high, low) = bytes.split_at(cut);
+    high.iter().all(|&b| b == 0).then(|| low.to_vec())
+}
+
+/// An RSA public key (master.pub, minion.pub, `minions/<id>`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    inner: rsa::PublicKey,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("bits", &self.inner.n().bit_width())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicKey {
+    /// Parses a public key PEM: SPKI (`BEGIN PUBLIC KEY`, what Salt writes
+    /// and sends) or PKCS#1 (`BEGIN RSA PUBLIC KEY`), as Salt's
+    /// `load_pem_public_key` accepts. CRLF line ends, surrounding whitespace
+    /// and a missing final newline (the `pub` field) are tolerated. Moduli
+    /// from 1024 to 8192 bits are accepted.
+    ///
+    /// # Errors
+    /// [`CryptoError::BadPem`] if it is neither, or not a usable RSA key.
+    pub fn from_pem(pem: &str) -> Result<PublicKey, CryptoError> {
+        let pem = normalize_pem(pem);
+        let inner = if pem.starts_with("-----BEGIN PUBLIC KEY-----") {
+            rsa::PublicKey::from_public_key_pem(&pem).map_err(|e| e.to_string())
+        } else if pem.starts_with("-----BEGIN RSA PUBLIC KEY-----") {
+            rsa::PublicKey::from_pkcs1_pem(&pem).map_err(|e| e.to_string())
+        } else {
+            Err("expected BEGIN PUBLIC KEY or BEGIN RSA PUBLIC KEY".to_owned())
+        }
+        .map_err(|reason| CryptoError::BadPem {
+            kind: "public",
+            reason,
+        })?;
+        Ok(PublicKey { inner })
+    }
+
+    /// The key as SPKI PEM (`BEGIN PUBLIC KEY`) with `\n` line ends and a
+    /// final newline: the bytes Salt writes to `master.pub`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Encode`] if the key cannot be encoded.
+    pub fn to_pem(&self) -> Result<String, CryptoError> {
+        self.inner
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| CryptoError::Encode(e.to_string()))
+    }
+
+    /// [`Self::to_pem`] passed through [`clean_key`]: the form sent as
+    /// `pub` / `pub_key` and compared by Salt.
+    ///
+    /// # Errors
+    /// [`CryptoError::Encode`] if the key cannot be encoded.
+    pub fn to_clean_pem(&self) -> Result<String, CryptoError> {
+        Ok(clean_key(&self.to_pem()?))
+    }
+
+    /// Modulus length in bytes.
+    pub fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    /// OAEP-SHA1 encryption (Salt's `PublicKey.encrypt`).
+    ///
+    /// # Errors
+    /// [`CryptoError::Encrypt`] if `data` is too long for the key
+    /// (214 bytes for RSA-2048) or the RNG fails.
+    pub fn encrypt(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.encrypt_with(EncryptionAlgorithm::OaepSha1, data)
+    }
+
+    /// OAEP encryption with the given `enc_algo`.
+    ///
+    /// # Errors
+    /// [`CryptoError::Encrypt`] if `data` is too long for the key or the RNG fails.
+    pub fn encrypt_with(
+        &self,
+        algorithm: EncryptionAlgorithm,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        match algorithm {
+            EncryptionAlgorithm::OaepSha1 => self.inner.oaep_encrypt::<Sha1>(data),
+            EncryptionAlgorithm::OaepSha224 => self.inner.oaep_encrypt::<Sha224>(data),
+        }
+        .map_err(|e| CryptoError::Encrypt(e.to_string()))
+    }
+
+    /// Verifies a PKCS#1 v1.5 SHA-1 signature (Salt's `PublicKey.verify`).
+    ///
+    /// # Errors
+    /// [`CryptoError::BadSignature`] if it does not verify.
+    pub fn verify(&self, data: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
+        self.verify_with(SigningAlgorithm::Pkcs1v15Sha1, data, signature)
+    }
+
+    /// Verifies a PKCS#1 v1.5 signature made with `sig_algo`.
+    ///
+    /// # Errors
+    /// [`CryptoError::BadSignature`] if it does not verify.
+    pub fn verify_with(
+        &self,
+        algorithm: SigningAlgorithm,
+        data: &[u8],
+        signature: &[u8],
+    ) -> Result<(), CryptoError> {
+        match algorithm {
+            SigningAlgorithm::Pkcs1v15Sha1 => self.inner.pkcs1v15_verify::<Sha1>(data, signature),
+            SigningAlgorithm::Pkcs1v15Sha224 => {
+                self.inner.pkcs1v15_verify::<Sha224>(data, signature)
+            }
+        }
+        .map_err(|_| CryptoError::BadSignature)
+    }
+
+    /// Recovers the message from an X9.31 signature — Salt's
+    /// `PublicKey.decrypt` (OpenSSL `RSA_public_decrypt` with
+    /// `RSA_X931_PADDING`): r = s^e mod n; if the low nibble of r is not
+    /// `0xC`, r = n - r; then the block is checked and the message returned.
+    ///
+    /// # Errors
+    /// [`CryptoError::BadSignature`] if the signature has the wrong length,
+    /// is not below the modulus, or does not decode to an X9.31 block.
+    pub fn x931_recover(&self, signature: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let k = self.size();
+        if signature.len() != k {
+            return Err(CryptoError::BadSignature);
+        }
+        let n = self.inner.n().as_ref();
+        let s = BoxedUint::from_be_slice(signature, n.bits_precision())
+            .map_err(|_| CryptoError::BadSignature)?;
+        if s >= *n {
+            return Err(CryptoError::BadSignature);
+        }
+        let r = rsa::hazmat::rsa_encrypt(&self.inner, &s).map_err(|_| CryptoError::BadSignature)?;
+        let low_nibble = r.to_be_bytes().last().copied().unwrap_or(0) & 0x0f;
+        let r = if low_nibble == 0x0c {
+            r
+        } else {
+            n.wrapping_sub(&r)
+        };
+        let block = to_octets(&r, k).ok_or(CryptoError::BadSignature)?;
+        x931::unpad(&block)
+    }
+
+    /// Checks that `signature` is an X9.31 signature of exactly `msg`
+    /// (e.g. the `tok` must recover `b"salt"`).
+    ///
+    /// # Errors
+    /// [`CryptoError::BadSignature`] otherwise.
+    pub fn x931_verify(&self, msg: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
+        if self.x931_recover(signature)? == msg {
+            Ok(())
+        } else {
+            Err(CryptoError::BadSignature)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use super::*;
+
+    /// One key for the whole module: generation costs up to a second in debug builds.
+    pub(crate) fn key() -> &'static PrivateKey {
+        static KEY: OnceLock<PrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| PrivateKey::generate(PrivateKey::DEFAULT_BITS).unwrap())
+    }
+
+    #[test]
+    fn pem_round_trip_in_salt_formats() {
+        let pem = key().to_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+        assert!(pem.ends_with("-----END RSA PRIVATE KEY-----\n"));
+        let again = PrivateKey::from_pem(&pem).unwrap();
+        assert_eq!(again.public_key(), key().public_key());
+
+        let public = key().public_key().to_pem().unwrap();
+        assert!(public.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        assert!(public.ends_with("-----END PUBLIC KEY-----\n"));
+        let clean = key().public_key().to_clean_pem().unwrap();
+        assert_eq!(clean, public.trim_end());
+        // the `pub` field has no final newline; CRLF files also load
+        assert_eq!(PublicKey::from_pem(&clean).unwrap(), key().public_key());
+        let crlf = public.replace('\n', "\r\n");
+        assert_eq!(PublicKey::from_pem(&crlf).unwrap(), key().public_key());
+        assert_eq!(
+            PrivateKey::from_pem(&pem.replace('\n', "\r\n"))
+                .unwrap()
+                .public_key(),
+            key().public_key()
+        );
+    }
+
+    #[test]
+    fn pkcs1_public_and_pkcs8_private_also_load() {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        use rsa::pkcs8::EncodePrivateKey;
+        let pkcs1_pub = key()
+            .inner
+            .to_public_key()
+            .to_pkcs1_pem(LineEnding::LF)
+            .unwrap();
+        assert!(pkcs1_pub.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
+        assert_eq!(PublicKey::from_pem(&pkcs1_pub).unwrap(), key().public_key());
+        let pkcs8 = key().inner.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert_eq!(
+            PrivateKey::from_pem(&pkcs8).unwrap().public_key(),
+            key().public_key()
+        );
+    }
+
+    #[test]
+    fn clean_key_matches_salt() {
+        assert_eq!(clean_key("  a\r\nb\n\nc \n"), "a\nb\n\nc");
+        assert_eq!(clean_key("x"), "x");
+        assert_eq!(clean_key("\n\n"), "");
+    }
+
+    #[test]
+    fn oaep_round_trip_and_wrong_key() {
+        let public = key().public_key();
+        for alg in [
+            EncryptionAlgorithm::OaepSha1,
+            EncryptionAlgorithm::OaepSha224,
+        ] {
+            let ct = public.encrypt_with(alg, b"session key string").unwrap();
+            assert_eq!(ct.len(), 256);
+            assert_eq!(
+                &key().decrypt_with(alg, &ct).unwrap()[..],
+                b"session key string"
+            );
+        }
+        let ct = public.encrypt(&[7; 214]).unwrap();
+        assert_eq!(key().decrypt(&ct).unwrap().len(), 214);
+        assert!(public.encrypt(&[7; 215]).is_err());
+        let mut tampered = public.encrypt(b"x").unwrap();
+        tampered[100] ^= 1;
+        assert!(matches!(
+            key().decrypt(&tampered),
+            Err(CryptoError::Decrypt)
+        ));
+        assert!(key().decrypt(&[]).is_err());
+        assert!(key().decrypt(&[0xff; 256]).is_err());
+    }
+
+    #[test]
+    fn pkcs1v15_sign_verify() {
+        let public = key().public_key();
+        let sig = key().sign(b"load bytes").unwrap();
+        assert_eq!(sig.len(), 256);
+        public.verify(b"load bytes", &sig).unwrap();
+        assert!(matches!(
+            public.verify(b"load bytez", &sig),
+            Err(CryptoError::BadSignature)
+        ));
+        let sig224 = key()
+            .sign_with(SigningAlgorithm::Pkcs1v15Sha224, b"x")
+            .unwrap();
+        public
+            .verify_with(SigningAlgorithm::Pkcs1v15Sha224, b"x", &sig224)
+            .unwrap();
+        assert!(public.verify(b"x", &sig224).is_err());
+        assert!(public.verify(b"x", &[]).is_err());
+    }
+
+    #[test]
+    fn x931_round_trip_and_min_rule() {
+        let public = key().public_key();
+        let tok = key().x931_sign(b"salt").unwrap();
+        assert_eq!(tok.len(), 256);
+        assert_eq!(public.x931_recover(&tok).unwrap(), b"salt");
+        public.x931_verify(b"salt", &tok).unwrap();
+        assert!(public.x931_verify(b"SALT", &tok).is_err());
+        // deterministic: the memoized tok is identical every time
+        assert_eq!(key().x931_sign(b"salt").unwrap(), tok);
+        // min(s, n - s): the output is at most half the modulus
+        let n = public.inner.n().as_ref();
+        let s = BoxedUint::from_be_slice(&tok, n.bits_precision()).unwrap();
+        assert!(s <= n.wrapping_sub(&s));
+        // a 64-char digest (the auth sig) and the longest message (6A form)
+        let digest = [b'f'; 64];
+        assert_eq!(
+            public
+                .x931_recover(&key().x931_sign(&digest).unwrap())
+                .unwrap(),
+            digest
+        );
+        let longest = vec![0x42; 254];
+        assert_eq!(
+            public
+                .x931_recover(&key().x931_sign(&longest).unwrap())
+                .unwrap(),
+            longest
+        );
+        assert!(key().x931_sign(&[0; 253]).is_err());
+        assert!(key().x931_sign(&[0; 255]).is_err());
+    }
+
+    #[test]
+    fn x931_recover_rejects_garbage() {
+        let public = key().public_key();
+        let bad_inputs: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![1; 255],
+            vec![1; 257],
+            vec![0xff; 256], // above the modulus
+            vec![0; 256],
+            {
+                let mut v = vec![0; 256];
+                v[255] = 1;
+                v
+            },
+        ];
+        for bad in &bad_inputs {
+            assert!(public.x931_recover(bad).is_err());
+        }
+        let mut tok = key().x931_sign(b"salt").unwrap();
+        tok[10] ^= 0x40;
+        assert!(public.x931_recover(&tok).is_err());
+    }
+
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    #[test]
+    fn random_signatures_never_panic() {
+        let public = key().public_key();
+        let mut next = xorshift(0x1234_5678_9abc_def1);
+        for _ in 0..64 {
+            let len = if next().is_multiple_of(4) {
+                usize::try_from(next() % 300).unwrap()
+            } else {
+                256
+            };
+            let sig: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+            // a random 256-byte value decodes to a valid block with negligible probability
+            assert!(public.x931_recover(&sig).is_err());
+            assert!(public.verify(b"x", &sig).is_err());
+            assert!(key().decrypt(&sig).is_err());
+        }
+    }
+
+    #[test]
+    fn random_pem_never_panics() {
+        let mut next = xorshift(0xdead_beef_cafe_f00d);
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n-";
+        let armors = [
+            ("-----BEGIN PUBLIC KEY-----\n", "\n-----END PUBLIC KEY-----"),
+            (
+                "-----BEGIN RSA PUBLIC KEY-----\n",
+                "\n-----END RSA PUBLIC KEY-----",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\n",
+                "\n-----END RSA PRIVATE KEY-----",
+            ),
+            (
+                "-----BEGIN PRIVATE KEY-----\n",
+                "\n-----END PRIVATE KEY-----",
+            ),
+            ("", ""),
+        ];
+        for round in 0..2000 {
+            let len = usize::try_from(next() % 400).unwrap();
+            let body: String = (0..len)
+                .map(|_| {
+                    let i = usize::try_from(next()).unwrap() % alphabet.len();
+                    char::from(alphabet[i])
+                })
+                .collect();
+            let (head, tail) = armors[round % armors.len()];
+            let pem = format!("{head}{body}{tail}");
+            assert!(PublicKey::from_pem(&pem).is_err());
+            assert!(PrivateKey::from_pem(&pem).is_err());
+        }
+        // valid armor around a truncated real key
+        let real = key().public_key().to_pem().unwrap();
+        for cut in (30..real.len()).step_by(7) {
+            let _ = PublicKey::from_pem(&real[..cut]);
+        }
+    }
+
+    #[test]
+    fn algorithm_names() {
+        for alg in [
+            EncryptionAlgorithm::OaepSha1,
+            EncryptionAlgorithm::OaepSha224,
+        ] {
+            assert_eq!(alg.name().parse::<EncryptionAlgorithm>().unwrap(), alg);
+        }
+        for alg in [
+            SigningAlgorithm::Pkcs1v15Sha1,
+            SigningAlgorithm::Pkcs1v15Sha224,
+        ] {
+            assert_eq!(alg.name().parse::<SigningAlgorithm>().unwrap(), alg);
+        }
+        assert!(matches!(
+            "OAEP-MD5".parse::<EncryptionAlgorithm>(),
+            Err(CryptoError::UnknownAlgorithm(_))
+        ));
+        assert!("PSS".parse::<SigningAlgorithm>().is_err());
+    }
+
+    #[test]
+    fn garbage_pem_is_an_error() {
+        let cases = [
+            "",
+            "hello",
+            "-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----",
+            "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----",
+            "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----",
+        ];
+        for pem in cases {
+            assert!(PublicKey::from_pem(pem).is_err(), "{pem}");
+            assert!(PrivateKey::from_pem(pem).is_err(), "{pem}");
+        }
+        // a public key is not a private key and vice versa
+        let public = key().public_key().to_pem().unwrap();
+        assert!(PrivateKey::from_pem(&public).is_err());
+        assert!(PublicKey::from_pem(&key().to_pem().unwrap()).is_err());
+        assert!(format!("{:?}", key()).starts_with("PrivateKey { bits: 2048"));
+    }
+}
