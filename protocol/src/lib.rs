@@ -37,11 +37,18 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod config;
 pub mod crypto;
+pub mod envelope;
 pub mod jid;
 pub mod keys;
 pub mod serial;
+pub mod tags;
+pub mod target;
 
+pub use auth::AuthError;
 pub use crypto::{Crypticle, CryptoError, PrivateKey, PublicKey};
+pub use envelope::{EnvelopeError, PublishError, RequestError};
 pub use keys::KeyError;
 pub use serial::{SerialError, Serialization, Value};
