@@ -54,7 +54,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(name: &str) -> Result<(), Box<dyn Error>> {
-    let mut registry = Registry::new();
+    // A downstream crate starts from the built-ins and adds its own transport;
+    // the same registry then goes to the master and minion libraries.
+    let mut registry: Registry = brine_master::builtin_registry();
     brine_transport_ws_example::register(&mut registry)?;
     let transport = registry.get(name)?;
     println!(
