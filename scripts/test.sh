@@ -18,6 +18,11 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+step "stock Salt 3007.8 venv (interop and cross-check tests)"
+# Tests that compare with Salt find it at .venv; created from nothing on a fresh machine.
+BRINE_SALT_PYTHON=$(scripts/salt-venv.sh | tail -n 1)
+export BRINE_SALT_PYTHON
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
