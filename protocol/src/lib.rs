@@ -43,6 +43,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod jid;
 pub mod keys;
+pub mod pyfmt;
 pub mod serial;
 pub mod tags;
 pub mod target;

@@ -98,13 +98,20 @@ pub fn open_private_pillar(
         .get("sig")
         .and_then(Value::as_bytes)
         .ok_or(malformed("signed pillar has no sig"))?;
-    master_pub.verify(data, sig).map_err(EnvelopeError::Crypto)?;
-    let mut data = Value::decode(data).map_err(|_| malformed("signed pillar data is not msgpack"))?;
+    master_pub
+        .verify(data, sig)
+        .map_err(EnvelopeError::Crypto)?;
+    let mut data =
+        Value::decode(data).map_err(|_| malformed("signed pillar data is not msgpack"))?;
     if data.get("key").and_then(Value::as_bytes) != Some(sealed_key) {
-        return Err(EnvelopeError::Refused("pillar key verification failed".into()));
+        return Err(EnvelopeError::Refused(
+            "pillar key verification failed".into(),
+        ));
     }
     if data.get("nonce").and_then(Value::as_str) != Some(nonce) {
-        return Err(EnvelopeError::Refused("pillar nonce verification failed".into()));
+        return Err(EnvelopeError::Refused(
+            "pillar nonce verification failed".into(),
+        ));
     }
     Ok(data.remove("pillar").unwrap_or_else(Value::map))
 }
@@ -125,8 +132,8 @@ mod tests {
         assert_eq!(opened, pillar);
 
         // False travels as {}.
-        let reply =
-            seal_private_pillar(&Value::Bool(false), &minion.public_key(), &master, &nonce).unwrap();
+        let reply = seal_private_pillar(&Value::Bool(false), &minion.public_key(), &master, &nonce)
+            .unwrap();
         let opened = open_private_pillar(&reply, &minion, &master.public_key(), &nonce).unwrap();
         assert_eq!(opened, Value::map());
 
