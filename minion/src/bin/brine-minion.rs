@@ -1,0 +1,129 @@
+//! `brine-minion`: the minion daemon.
+//!
+//! Reads `<config-dir>/minion` (Salt's keys and defaults), starts the
+//! daemon with the built-in transports, and runs until Ctrl-C or SIGTERM.
+//! Errors are one line on stderr; the exit code is 77 when the master
+//! rejected the key (as Salt's minion), 1 for other failures, 2 for bad
+//! arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use brine_master::BuiltinTransports;
+use brine_minion::Modules;
+use brine_minion::daemon::{Minion, MinionError, error_chain};
+use brine_protocol::config::{DEFAULT_CONFIG_DIR, LogLevel, MinionConfig, Missing};
+use brine_transport_api::Registry;
+use clap::Parser;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+
+/// The Brine minion daemon.
+#[derive(Debug, Parser)]
+#[command(name = "brine-minion", version, about)]
+struct Args {
+    /// The directory holding the `minion` config file.
+    #[arg(short = 'c', long = "config-dir", default_value = DEFAULT_CONFIG_DIR)]
+    config_dir: PathBuf,
+    /// Console log level: all, garbage, trace, debug, profile, info,
+    /// warning, error, critical, quiet (default: the config's `log_level`).
+    #[arg(short = 'l', long = "log-level")]
+    log_level: Option<LogLevel>,
+    /// Log to this file instead of stderr.
+    #[arg(long = "log-file")]
+    log_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let loaded = match MinionConfig::load(&args.config_dir, Missing::UseDefaults) {
+        Ok(loaded) => loaded,
+        Err(err) => return fail(&err, 1),
+    };
+    let level = args.log_level.unwrap_or(loaded.config.log_level);
+    if let Err(err) = init_logging(level, args.log_file.as_ref()) {
+        return fail(&*err, 1);
+    }
+    for warning in &loaded.warnings {
+        warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&err, 1),
+    };
+    match runtime.block_on(run(loaded.config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            error!(error = %error_chain(&err), "the brine minion stopped");
+            fail(&err, err.exit_code())
+        }
+    }
+}
+
+async fn run(config: MinionConfig) -> Result<(), MinionError> {
+    let minion = Minion::start(config, &Registry::builtin(), Modules::builtin()).await?;
+    let stopped = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = ctrl_c => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+    };
+    // `wait` ends only on a fatal error; a signal asks for a clean stop.
+    let ended = tokio::select! {
+        () = stopped => None,
+        state = minion.wait_for(|s| s.is_final()) => Some(state),
+    };
+    if ended.is_none() {
+        info!("signal received; shutting down");
+    }
+    minion.shutdown().await
+}
+
+fn init_logging(
+    level: LogLevel,
+    file: Option<&PathBuf>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(level.tracing_directive()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(Arc::new(file))
+                .try_init()?;
+        }
+        None => builder.with_writer(std::io::stderr).try_init()?,
+    }
+    Ok(())
+}
+
+fn fail(err: &dyn std::error::Error, code: i32) -> ExitCode {
+    eprintln!("brine-minion: {}", error_chain(err));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
