@@ -1,11 +1,19 @@
-//! The Brine master.
+//! The Brine master: the daemon as a library, LocalClient, key management
+//! and the job cache.
 //!
-//! So far this crate holds the one place that knows every built-in transport:
-//! [`builtin_registry`] (also reachable as `Registry::builtin()` through
-//! [`BuiltinTransports`]). The master and minion cores never name a backend;
-//! they take an `Arc<dyn Transport>` from a registry by the `transport`
-//! config key, as Salt's `Channel.factory(opts)` does. A downstream crate
-//! starts from the built-ins and registers its own transport beside them.
+//! [`Master::start`] runs the seed's components on one tokio runtime: the
+//! Publisher (`publish_port`), the ReqServer (`ret_port`) in front of the
+//! request [`handler`](crate::Master) (`_auth`, `_return`,
+//! `_minion_event`, `_pillar`, local `publish`), the EventPublisher (the
+//! transport's event bus, in process and over IPC under `sock_dir`) and
+//! Maintenance (job pruning, key changes, AES rotation), under a
+//! supervisor that restarts a failed component. [`client::LocalClient`]
+//! publishes jobs and collects returns from another process.
+//!
+//! The master never names a backend: it takes the transport the
+//! `transport` key names from a [`Registry`](brine_transport_api::Registry).
+//! [`builtin_registry`] (also `Registry::builtin()` through
+//! [`BuiltinTransports`]) is the one place that knows every built-in one:
 //!
 //! | feature | backend | default |
 //! | --- | --- | --- |
@@ -21,7 +29,24 @@
 //! let err = registry.get("smoke-signals").unwrap_err();
 //! assert_eq!(err.known, ["quic", "tcp", "zeromq"]);
 //! ```
+//!
+//! Events fired on the bus carry their data as msgpack (bytes as `bin`,
+//! `_stamp` added, as Salt's `fire_event`); read it with
+//! [`decode_event_data`].
 
+pub mod client;
+mod daemon;
+mod error;
+mod events;
+mod handler;
+pub mod job_cache;
+pub mod keys;
+mod maintenance;
+mod state;
+mod supervisor;
 mod transports;
 
+pub use daemon::{Master, MasterHandle, ROOT_KEY_FILE};
+pub use error::MasterError;
+pub use events::decode_event_data;
 pub use transports::{BuiltinTransports, builtin_registry};
