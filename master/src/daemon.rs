@@ -11,7 +11,7 @@ use brine_protocol::config::MasterConfig;
 use brine_protocol::keys::{MasterPki, ensure_dir, write_atomic};
 use brine_transport_api::{
     EventBus, EventBusOptions, PublishServer, Registry, RequestServer, ServerOptions, Settings,
-    TransportError,
+    TlsOptions, TransportError,
 };
 use tracing::{info, warn};
 
@@ -73,6 +73,12 @@ impl Master {
         let mut pub_opts =
             ServerOptions::new(SocketAddr::new(config.interface, config.publish_port));
         pub_opts.settings = settings.clone();
+        // a backend that always encrypts gets a certificate made in pki_dir
+        let tls = transport
+            .capabilities()
+            .tls_always
+            .then(|| TlsOptions::in_pki_dir(&config.pki_dir));
+        pub_opts.tls = tls.clone();
         let publisher: Arc<dyn PublishServer> = Arc::from(
             transport
                 .bind_publisher(pub_opts)
@@ -104,6 +110,7 @@ impl Master {
 
         let mut req_opts = ServerOptions::new(SocketAddr::new(config.interface, config.ret_port));
         req_opts.settings = settings;
+        req_opts.tls = tls;
         let handler = Arc::new(Handler::new(Arc::clone(&shared)));
         let requests = match transport.bind_requests(req_opts, handler).await {
             Ok(server) => server,

@@ -90,6 +90,18 @@ pub struct TlsOptions {
     pub server_name: String,
 }
 
+impl TlsOptions {
+    /// Only a `pki_dir`: a server generates (and reuses) its certificate
+    /// there, a client pins the first certificate it sees there. What a
+    /// daemon uses when a backend needs TLS and the config names no files.
+    pub fn in_pki_dir(dir: impl Into<PathBuf>) -> Self {
+        TlsOptions {
+            pki_dir: Some(dir.into()),
+            ..TlsOptions::default()
+        }
+    }
+}
+
 /// Backend-specific settings, by config key (`zmq_filtering`, `tcp_keepalive`…).
 ///
 /// Values are the strings from the config file; each backend documents the

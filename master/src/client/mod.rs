@@ -38,7 +38,8 @@ use brine_protocol::config::MasterConfig;
 use brine_protocol::envelope::{condition_input, open_clear_reply, package_clear};
 use brine_protocol::jid::gen_jid;
 use brine_transport_api::{
-    ClientOptions, EventBusOptions, EventClient, Registry, RequestClient, Settings, Transport,
+    ClientOptions, EventBusOptions, EventClient, Registry, RequestClient, Settings, TlsOptions,
+    Transport,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -48,6 +49,9 @@ pub use wait::CmdResult;
 
 use crate::daemon::ROOT_KEY_FILE;
 
+/// Where a local client pins the master's certificate (under `cachedir`)
+/// for transports that always use TLS.
+const LOCAL_CLIENT_PKI: &str = "local_client_pki";
 /// How long one request to the master may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Returns buffered per job stream.
@@ -247,6 +251,11 @@ impl LocalClient {
             .to_owned();
         let mut opts = ClientOptions::new(ret_addr, format!("local-client-{}", std::process::id()));
         opts.settings = settings;
+        if transport.capabilities().tls_always {
+            // trust on first use, pinned beside the root key: the CLI never
+            // writes into the master's pki_dir
+            opts.tls = Some(TlsOptions::in_pki_dir(cachedir.join(LOCAL_CLIENT_PKI)));
+        }
         let requests = transport.connect_requests(opts).await?;
         let events = transport
             .connect_event_bus(EventBusOptions::new(sock_dir, "master"))

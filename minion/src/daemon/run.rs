@@ -181,10 +181,7 @@ pub(crate) fn client_options(
     }
     if transport.capabilities().tls_always {
         // trust on first use of the master's certificate, pinned in pki_dir
-        opts.tls = Some(TlsOptions {
-            pki_dir: Some(config.pki_dir.clone()),
-            ..TlsOptions::default()
-        });
+        opts.tls = Some(TlsOptions::in_pki_dir(&config.pki_dir));
     }
     opts
 }
