@@ -34,6 +34,7 @@
 //! `_stamp` added, as Salt's `fire_event`); read it with
 //! [`decode_event_data`].
 
+pub mod cli;
 pub mod client;
 mod daemon;
 mod error;

@@ -25,7 +25,7 @@ use crate::error::{EX_GENERIC, ModuleError};
 use crate::jobs::Jobs;
 use crate::load::{PublishLoad, ReturnData};
 use crate::modules::{Call, Modules, sys};
-use crate::pyfmt::is_truthy;
+use brine_protocol::pyfmt::is_truthy;
 
 /// The job retcode for a function the minion does not have. Salt 3007's
 /// minion returns 1 (`EX_GENERIC`) here; Brine's issue asks for 254.

@@ -74,7 +74,7 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod args;
+pub use brine_protocol::args;
 mod context;
 pub mod daemon;
 pub mod error;
@@ -83,9 +83,7 @@ pub mod grains;
 pub mod jobs;
 mod load;
 pub mod modules;
-mod pyfmt;
 mod users;
-mod yaml;
 
 pub use args::Kwargs;
 pub use context::{DEFAULT_OUTPUT_CAP, ExecOptions, JobContext};

@@ -37,6 +37,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod args;
 pub mod auth;
 pub mod config;
 pub mod crypto;
@@ -47,6 +48,7 @@ pub mod pyfmt;
 pub mod serial;
 pub mod tags;
 pub mod target;
+mod yaml;
 
 pub use auth::AuthError;
 pub use crypto::{Crypticle, CryptoError, PrivateKey, PublicKey};

@@ -8,20 +8,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use brine_master::BuiltinTransports;
+use brine_master::{BuiltinTransports, cli};
 use brine_minion::Modules;
 use brine_minion::daemon::{Minion, MinionError, error_chain};
 use brine_protocol::config::{DEFAULT_CONFIG_DIR, LogLevel, MinionConfig, Missing};
 use brine_transport_api::Registry;
 use clap::Parser;
 use tracing::{error, info, warn};
-use tracing_subscriber::EnvFilter;
 
 /// The Brine minion daemon.
 #[derive(Debug, Parser)]
-#[command(name = "brine-minion", version, about)]
+#[command(name = "brine-minion", version, about = "The Brine minion daemon")]
 struct Args {
     /// The directory holding the `minion` config file.
     #[arg(short = 'c', long = "config-dir", default_value = DEFAULT_CONFIG_DIR)]
@@ -42,8 +40,8 @@ fn main() -> ExitCode {
         Err(err) => return fail(&err, 1),
     };
     let level = args.log_level.unwrap_or(loaded.config.log_level);
-    if let Err(err) = init_logging(level, args.log_file.as_ref()) {
-        return fail(&*err, 1);
+    if let Err(err) = cli::init_logging(level, args.log_file.as_deref()) {
+        return cli::fail("brine-minion", err, 1);
     }
     for warning in &loaded.warnings {
         warn!("{warning}");
@@ -66,28 +64,7 @@ fn main() -> ExitCode {
 
 async fn run(config: MinionConfig) -> Result<(), MinionError> {
     let minion = Minion::start(config, &Registry::builtin(), Modules::builtin()).await?;
-    let stopped = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-    };
+    let stopped = cli::wait_for_signal();
     // `wait` ends only on a fatal error; a signal asks for a clean stop.
     let ended = tokio::select! {
         () = stopped => None,
@@ -97,30 +74,6 @@ async fn run(config: MinionConfig) -> Result<(), MinionError> {
         info!("signal received; shutting down");
     }
     minion.shutdown().await
-}
-
-fn init_logging(
-    level: LogLevel,
-    file: Option<&PathBuf>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(level.tracing_directive()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(Arc::new(file))
-                .try_init()?;
-        }
-        None => builder.with_writer(std::io::stderr).try_init()?,
-    }
-    Ok(())
 }
 
 fn fail(err: &dyn std::error::Error, code: i32) -> ExitCode {

@@ -340,7 +340,7 @@ pub(super) fn os_grains(root: &Path) -> Vec<(String, Value)> {
         let version = if ["Ubuntu", "Pop"].contains(&os.as_str()) {
             osrelease.clone()
         } else {
-            crate::pyfmt::py_str(&first)
+            brine_protocol::pyfmt::py_str(&first)
         };
         out.push(("osrelease_info".into(), Value::Array(info)));
         out.push((

@@ -54,8 +54,8 @@ use super::process::{self, Spec, Status};
 use super::{Call, FunctionSpec, Module, shlex};
 use crate::args::Signature;
 use crate::error::ModuleError;
-use crate::pyfmt::{float_repr, is_truthy, py_repr, py_str};
 use crate::users;
+use brine_protocol::pyfmt::{float_repr, is_truthy, py_repr, py_str};
 
 /// The `cmd` module.
 #[derive(Debug, Clone, Copy, Default)]

@@ -7,7 +7,7 @@ use brine_protocol::Value;
 use super::{Call, FunctionSpec, Module};
 use crate::args::Signature;
 use crate::error::ModuleError;
-use crate::pyfmt::py_str;
+use brine_protocol::pyfmt::py_str;
 
 /// The `saltutil` module.
 #[derive(Debug, Clone, Copy, Default)]

@@ -9,7 +9,7 @@ use super::glob::fnmatch;
 use super::{Call, FunctionSpec, Module, Modules};
 use crate::args::Signature;
 use crate::error::ModuleError;
-use crate::pyfmt::py_str;
+use brine_protocol::pyfmt::py_str;
 
 /// The `sys` module.
 #[derive(Debug, Clone, Copy, Default)]

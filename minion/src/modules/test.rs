@@ -9,7 +9,7 @@ use brine_protocol::Value;
 use super::{Call, FunctionSpec, Module, int_like};
 use crate::args::Signature;
 use crate::error::ModuleError;
-use crate::pyfmt::{py_repr, py_str};
+use brine_protocol::pyfmt::{py_repr, py_str};
 
 /// The `test` module.
 #[derive(Debug, Clone, Copy, Default)]

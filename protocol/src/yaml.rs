@@ -22,7 +22,7 @@
 //! that msgpack cannot carry). Aliases are expanded within a node budget, and
 //! nesting is bounded, so hostile input cannot blow up memory or the stack.
 
-use brine_protocol::Value;
+use crate::Value;
 use saphyr_parser::{Event, Parser, ScalarStyle, Tag};
 
 /// Most nodes (including those copied by aliases) one document may produce.

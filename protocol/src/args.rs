@@ -22,7 +22,7 @@
 
 use std::borrow::Cow;
 
-use brine_protocol::{Value, jid::is_jid};
+use crate::{Value, jid::is_jid};
 
 use crate::pyfmt::py_str;
 use crate::yaml;
@@ -274,7 +274,7 @@ pub struct Param {
 /// order (the required ones first), then optionally `*args` and `**kwargs`.
 ///
 /// ```
-/// use brine_minion::args::Signature;
+/// use brine_protocol::args::Signature;
 /// // def get(key, default="", delimiter=":", ordered=True)
 /// let sig = Signature::new()
 ///     .required("key")

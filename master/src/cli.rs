@@ -1,0 +1,89 @@
+//! What every Brine binary shares: logging set-up, the log-level flag,
+//! waiting for a stop signal, and the one-line error report.
+//!
+//! Binaries report a failure as `<program>: <error>` on stderr and exit
+//! non-zero; logs go through `tracing` to stderr or `--log-file`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use brine_protocol::config::LogLevel;
+
+/// Starts logging at `level` (or `RUST_LOG` when set), to `file` or stderr.
+///
+/// # Errors
+/// A readable message when the log file cannot be opened or logging was
+/// already set up.
+pub fn init_logging(level: LogLevel, file: Option<&Path>) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.tracing_directive()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init()
+                .map_err(|e| e.to_string())
+        }
+        None => builder
+            .with_writer(std::io::stderr)
+            .try_init()
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// The level `-l/--log-level` names, else `default`.
+///
+/// # Errors
+/// The parse error naming the bad level and the known ones.
+pub fn log_level(flag: Option<&str>, default: LogLevel) -> Result<LogLevel, String> {
+    match flag {
+        Some(text) => text.parse::<LogLevel>().map_err(|e| e.to_string()),
+        None => Ok(default),
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Prints `<program>: <message>` on stderr and returns exit `code`.
+pub fn fail(program: &str, message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("{program}: {message}");
+    ExitCode::from(code)
+}
+
+/// A current-thread runtime for a short-lived command-line tool.
+///
+/// # Errors
+/// The I/O error when the runtime cannot start.
+pub fn tool_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
