@@ -36,6 +36,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod cmdline;
 mod daemon;
 mod error;
 mod events;
@@ -43,6 +44,7 @@ mod handler;
 pub mod job_cache;
 pub mod keys;
 mod maintenance;
+pub mod output;
 mod state;
 mod supervisor;
 mod transports;

@@ -411,8 +411,22 @@ impl LocalClient {
         job: &JobSpec,
         timeout: Option<Duration>,
     ) -> Result<CmdResult, ClientError> {
+        self.cmd_cli(job, timeout, &mut |_| {}).await
+    }
+
+    /// [`LocalClient::cmd`], calling `on_return` with each return as it
+    /// arrives (what the `brine` command line prints from).
+    ///
+    /// # Errors
+    /// As [`LocalClient::run_job`].
+    pub async fn cmd_cli(
+        &self,
+        job: &JobSpec,
+        timeout: Option<Duration>,
+        on_return: &mut (dyn FnMut(&MinionReturn) + Send),
+    ) -> Result<CmdResult, ClientError> {
         let stream = self.run_job(job).await?;
-        Ok(wait::gather(self, stream, timeout.unwrap_or(self.timeout)).await)
+        Ok(wait::gather(self, stream, timeout.unwrap_or(self.timeout), on_return).await)
     }
 
     /// The returns the master stored for `jid`, by minion id.

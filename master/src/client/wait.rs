@@ -31,6 +31,7 @@ pub(super) async fn gather(
     client: &LocalClient,
     mut stream: ReturnStream,
     timeout: Duration,
+    on_return: &mut (dyn FnMut(&MinionReturn) + Send),
 ) -> CmdResult {
     let published = stream.published().clone();
     let expected: BTreeSet<String> = published.minions.iter().cloned().collect();
@@ -42,6 +43,7 @@ pub(super) async fn gather(
         }
         match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Some(ret)) => {
+                on_return(&ret);
                 returns.insert(ret.id.clone(), ret);
             }
             Ok(None) => {
@@ -54,8 +56,15 @@ pub(super) async fn gather(
                     .filter(|id| !returns.contains_key(*id))
                     .cloned()
                     .collect();
-                let running =
-                    find_running(client, &published.jid, &silent, &mut stream, &mut returns).await;
+                let running = find_running(
+                    client,
+                    &published.jid,
+                    &silent,
+                    &mut stream,
+                    &mut returns,
+                    on_return,
+                )
+                .await;
                 if running.is_empty() {
                     break;
                 }
@@ -87,6 +96,7 @@ async fn find_running(
     silent: &[String],
     stream: &mut ReturnStream,
     returns: &mut BTreeMap<String, MinionReturn>,
+    on_return: &mut (dyn FnMut(&MinionReturn) + Send),
 ) -> BTreeSet<String> {
     let mut running = BTreeSet::new();
     if silent.is_empty() {
@@ -123,6 +133,7 @@ async fn find_running(
             },
             ret = stream.next(), if main_open => match ret {
                 Some(ret) => {
+                    on_return(&ret);
                     returns.insert(ret.id.clone(), ret);
                 }
                 None => main_open = false,
