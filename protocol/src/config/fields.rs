@@ -60,6 +60,11 @@ impl<'a> Fields<'a> {
         self.used.insert(key.to_owned());
     }
 
+    /// Every key read or marked known so far, sorted.
+    pub(crate) fn used_keys(&self) -> Vec<String> {
+        self.used.iter().cloned().collect()
+    }
+
     /// The raw option, marked as known.
     pub(crate) fn take(&mut self, key: &str) -> Option<&'a RawOption> {
         self.known(key);

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::fields::{Fields, kind};
+use super::fields::{BACKEND_KEYS, Fields, kind};
 use super::paths::{self, defaults};
 use super::raw::{Missing, RawConfig, Role};
 use super::types::{HASH_TYPES, LogLevel, hostname};
@@ -225,6 +225,28 @@ impl MasterConfig {
     /// [`ConfigError::WrongType`] or [`ConfigError::InvalidValue`] naming
     /// the key and the file it came from.
     pub fn from_raw(raw: &RawConfig) -> Result<Loaded<MasterConfig>, ConfigError> {
+        MasterConfig::read(raw).map(|(loaded, _)| loaded)
+    }
+
+    /// Every top-level key the loader reads for the master (sorted), plus
+    /// the unprefixed backend keys (`pub_hwm`, `ipc_write_buffer`); any
+    /// other key is an unknown-key warning unless it starts with a backend
+    /// prefix (`zmq_`, `tcp_`, `quic_`, `<transport>_`). Taken from the
+    /// loader itself (the keys it consults while typing an empty config),
+    /// so it cannot drift from [`MasterConfig::from_raw`]; `docs/config.md`
+    /// is checked against it.
+    pub fn known_keys() -> Vec<String> {
+        let mut keys = MasterConfig::read(&RawConfig::default())
+            .map(|(_, keys)| keys)
+            .unwrap_or_default();
+        keys.extend(BACKEND_KEYS.iter().map(|k| (*k).to_owned()));
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// [`MasterConfig::from_raw`], also returning every key consulted.
+    fn read(raw: &RawConfig) -> Result<(Loaded<MasterConfig>, Vec<String>), ConfigError> {
         let d = MasterConfig::default();
         let mut f = Fields::new(raw);
         for key in ["conf_file", "default_include", "include"] {
@@ -330,11 +352,15 @@ impl MasterConfig {
             }
         }
         let mut warnings = raw.warnings().to_vec();
+        let keys = f.used_keys();
         c.transport_settings = f.finish(&c.transport, &mut warnings);
-        Ok(Loaded {
-            config: c,
-            warnings,
-        })
+        Ok((
+            Loaded {
+                config: c,
+                warnings,
+            },
+            keys,
+        ))
     }
 
     /// How long jobs are kept, Salt's `get_keep_jobs_seconds`:

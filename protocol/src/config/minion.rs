@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::fields::Fields;
+use super::fields::{BACKEND_KEYS, Fields};
 use super::master::{adjust_log_file, hash_type, invalid, short_sock_dir};
 use super::paths::{self, defaults};
 use super::raw::{Missing, RawConfig, Role};
@@ -198,6 +198,28 @@ impl MinionConfig {
     /// [`ConfigError::WrongType`] or [`ConfigError::InvalidValue`] naming
     /// the key and the file it came from.
     pub fn from_raw(raw: &RawConfig) -> Result<Loaded<MinionConfig>, ConfigError> {
+        MinionConfig::read(raw).map(|(loaded, _)| loaded)
+    }
+
+    /// Every top-level key the loader reads for the minion (sorted), plus
+    /// the unprefixed backend keys (`pub_hwm`, `ipc_write_buffer`); any
+    /// other key is an unknown-key warning unless it starts with a backend
+    /// prefix (`zmq_`, `tcp_`, `quic_`, `<transport>_`). Taken from the
+    /// loader itself (the keys it consults while typing an empty config),
+    /// so it cannot drift from [`MinionConfig::from_raw`]; `docs/config.md`
+    /// is checked against it.
+    pub fn known_keys() -> Vec<String> {
+        let mut keys = MinionConfig::read(&RawConfig::default())
+            .map(|(_, keys)| keys)
+            .unwrap_or_default();
+        keys.extend(BACKEND_KEYS.iter().map(|k| (*k).to_owned()));
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// [`MinionConfig::from_raw`], also returning every key consulted.
+    fn read(raw: &RawConfig) -> Result<(Loaded<MinionConfig>, Vec<String>), ConfigError> {
         let d = MinionConfig::default();
         let mut f = Fields::new(raw);
         for key in ["conf_file", "default_include", "include"] {
@@ -290,10 +312,14 @@ impl MinionConfig {
             c.log_file = paths::prepend_root_dir(&root, &c.log_file);
         }
         let mut warnings = raw.warnings().to_vec();
+        let keys = f.used_keys();
         c.transport_settings = f.finish(&c.transport, &mut warnings);
-        Ok(Loaded {
-            config: c,
-            warnings,
-        })
+        Ok((
+            Loaded {
+                config: c,
+                warnings,
+            },
+            keys,
+        ))
     }
 }
