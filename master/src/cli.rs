@@ -32,6 +32,7 @@ pub fn init_logging(level: LogLevel, file: Option<&Path>) -> Result<(), String> 
                 .map_err(|e| e.to_string())
         }
         None => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .try_init()
             .map_err(|e| e.to_string()),

@@ -45,6 +45,7 @@ pub mod job_cache;
 pub mod keys;
 mod maintenance;
 pub mod output;
+pub mod runners;
 mod state;
 mod supervisor;
 mod transports;

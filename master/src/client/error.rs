@@ -24,6 +24,16 @@ pub enum ClientError {
     /// The request channel or the event bus failed.
     #[error("could not reach the master")]
     Transport(#[from] TransportError),
+    /// No master serves the event bus under `sock_dir` (not running, or
+    /// another `sock_dir`).
+    #[error("the master is not running (no event bus under {})", sock_dir.display())]
+    NotRunning {
+        /// Where the event bus socket was looked for.
+        sock_dir: PathBuf,
+        /// Why connecting failed.
+        #[source]
+        source: TransportError,
+    },
     /// The master's reply could not be read.
     #[error("unreadable reply from the master: {0}")]
     BadReply(String),

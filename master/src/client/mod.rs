@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use brine_protocol::Value;
 use brine_protocol::config::MasterConfig;
@@ -48,6 +48,7 @@ pub use error::ClientError;
 pub use wait::CmdResult;
 
 use crate::daemon::ROOT_KEY_FILE;
+use crate::job_cache::JobFilter;
 
 /// Where a local client pins the master's certificate (under `cachedir`)
 /// for transports that always use TLS.
@@ -188,6 +189,7 @@ pub struct LocalClient {
     requests: Box<dyn RequestClient>,
     events: Box<dyn EventClient>,
     root_key: String,
+    sock_dir: PathBuf,
     timeout: Duration,
     gather_job_timeout: Duration,
 }
@@ -264,6 +266,7 @@ impl LocalClient {
             requests,
             events,
             root_key,
+            sock_dir: sock_dir.to_owned(),
             timeout: Duration::from_secs(5),
             gather_job_timeout: Duration::from_secs(10),
         })
@@ -465,6 +468,73 @@ impl LocalClient {
             .collect();
         let load = self.clear_request(load).await?;
         Ok(load.get("data").cloned().filter(|d| !d.is_nil()))
+    }
+
+    /// The stored jobs matching `filter`, newest first, each as
+    /// [`LocalClient::get_load`] gives one (`brine-run jobs.list_jobs`).
+    ///
+    /// # Errors
+    /// As [`LocalClient::get_cache_returns`].
+    pub async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Value>, ClientError> {
+        let unix = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        let mut load: Value = [("cmd", Value::from("list_jobs"))].into_iter().collect();
+        if let Some(since) = filter.since {
+            load.insert("since", unix(since));
+        }
+        if let Some(until) = filter.until {
+            load.insert("until", unix(until));
+        }
+        if let Some(fun) = &filter.fun {
+            load.insert("fun", fun.as_str());
+        }
+        if let Some(user) = &filter.user {
+            load.insert("user", user.as_str());
+        }
+        if let Some(limit) = filter.limit {
+            load.insert("limit", u64::try_from(limit).unwrap_or(u64::MAX));
+        }
+        let load = self.clear_request(load).await?;
+        Ok(load
+            .get("data")
+            .and_then(Value::as_array)
+            .unwrap_or_default()
+            .to_vec())
+    }
+
+    /// The minions holding a session with the master (authenticated since
+    /// it started, key still accepted), sorted (`brine-run manage.present`).
+    ///
+    /// # Errors
+    /// As [`LocalClient::get_cache_returns`].
+    pub async fn present(&self) -> Result<Vec<String>, ClientError> {
+        let load: Value = [("cmd", Value::from("present"))].into_iter().collect();
+        let load = self.clear_request(load).await?;
+        Ok(load
+            .get("data")
+            .and_then(Value::as_array)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Checks that the master is running by subscribing to its event bus
+    /// (a local socket: fails at once when no master serves it, where a
+    /// request would wait for its timeout).
+    ///
+    /// # Errors
+    /// [`ClientError::NotRunning`].
+    pub async fn check_master(&self) -> Result<(), ClientError> {
+        match self.events.subscribe("brine/cli/check").await {
+            Ok(_) => Ok(()),
+            Err(source) => Err(ClientError::NotRunning {
+                sock_dir: self.sock_dir.clone(),
+                source,
+            }),
+        }
     }
 
     pub(crate) fn gather_job_timeout(&self) -> Duration {

@@ -13,8 +13,6 @@
 
 pub mod batch;
 
-use std::collections::BTreeMap;
-
 use brine_protocol::Value;
 
 use crate::client::{CmdResult, MinionReturn};
@@ -98,16 +96,6 @@ pub fn summary(result: &CmdResult, verbose: bool) -> String {
     out.push_str(rule);
     out.push('\n');
     out
-}
-
-/// `{id: return}` for a set of returns, as `--static` prints them.
-pub fn by_minion<'a>(returns: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
-    let map: BTreeMap<&str, Value> = returns.into_iter().collect();
-    Value::Map(
-        map.into_iter()
-            .map(|(id, ret)| (Value::from(id), ret))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

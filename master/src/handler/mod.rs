@@ -1,6 +1,7 @@
 //! The request handler: every request the ReqServer receives, from
 //! minions (`_auth`, `_return`, `_minion_event`, `_pillar`) and from local
-//! clients (`publish`, `get_returns`, `get_load`), gets exactly one reply.
+//! clients (`publish`, `get_returns`, `get_load`, `list_jobs`, `present`),
+//! gets exactly one reply.
 //!
 //! Refusals are logged with the reason, never with payloads or keys. RSA
 //! work (opening aes requests, `_auth`, publishing) runs on the blocking
@@ -76,7 +77,9 @@ impl Handler {
                 match cmd {
                     "_auth" => auth::handle(&self.shared, load, version, peer).await,
                     "publish" => publish::handle(&self.shared, load, peer).await,
-                    "get_returns" | "get_load" => local::handle(&self.shared, load, peer).await,
+                    "get_returns" | "get_load" | "list_jobs" | "present" => {
+                        local::handle(&self.shared, load, peer).await
+                    }
                     "ping" => Reply::Clear(Value::Bool(true)),
                     other => {
                         warn!(%peer, cmd = other, "refused clear request: unknown cmd");

@@ -10,6 +10,7 @@
 //! | [`AutoKey`] | `auto_accept`, `autosign_file`, `autoreject_file`, `minions_autosign/` | `salt/daemons/masterapi.py` `AutoKey` |
 //! | [`KeyWatch`] | a poll-based detector of key changes made by another process | the master's key cache refresh |
 //! | [`pem_finger`], [`gen_keys`] | fingerprints (`hash_type`), key generation | `salt.utils.crypt.pem_finger`, `salt.crypt.gen_keys` |
+//! | [`cli::KeyCli`] | `brine-key`: listing, prompts, headings | `salt/key.py` `KeyCLI`, `salt/output/key.py` |
 //!
 //! ```
 //! use brine_master::keys::{KeyAct, KeyStore, RotationRequest};
@@ -35,6 +36,7 @@
 //! ```
 
 mod autosign;
+pub mod cli;
 mod error;
 mod event;
 mod finger;

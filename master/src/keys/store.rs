@@ -190,7 +190,22 @@ impl KeyStore {
         from: &[KeyState],
     ) -> Result<KeyChanges, KeyStoreError> {
         let matches = self.name_match(pattern)?;
-        self.move_keys(&matches, from, KeyState::Accepted, KeyAct::Accept)
+        self.accept_keys(&matches, from)
+    }
+
+    /// Accepts exactly the keys of `keys` that sit in one of `from` (what
+    /// `salt-key` does after showing the keys and asking: keys that
+    /// appeared meanwhile are left alone). A key that is not a valid RSA
+    /// public key is skipped.
+    ///
+    /// # Errors
+    /// As [`KeyStore::accept`].
+    pub fn accept_keys(
+        &self,
+        keys: &KeyList,
+        from: &[KeyState],
+    ) -> Result<KeyChanges, KeyStoreError> {
+        self.move_keys(keys, from, KeyState::Accepted, KeyAct::Accept)
     }
 
     /// Accepts every pending key (`salt-key -A`).
@@ -220,7 +235,20 @@ impl KeyStore {
         from: &[KeyState],
     ) -> Result<KeyChanges, KeyStoreError> {
         let matches = self.name_match(pattern)?;
-        let mut changes = self.move_keys(&matches, from, KeyState::Rejected, KeyAct::Reject)?;
+        self.reject_keys(&matches, from)
+    }
+
+    /// Rejects exactly the keys of `keys` that sit in one of `from` (see
+    /// [`KeyStore::accept_keys`]).
+    ///
+    /// # Errors
+    /// As [`KeyStore::accept`].
+    pub fn reject_keys(
+        &self,
+        keys: &KeyList,
+        from: &[KeyState],
+    ) -> Result<KeyChanges, KeyStoreError> {
+        let mut changes = self.move_keys(keys, from, KeyState::Rejected, KeyAct::Reject)?;
         self.rotate_if_changed(&mut changes)?;
         Ok(changes)
     }
@@ -239,8 +267,17 @@ impl KeyStore {
     /// As [`KeyStore::accept`].
     pub fn delete(&self, pattern: &str) -> Result<KeyChanges, KeyStoreError> {
         let matches = self.name_match(pattern)?;
+        self.delete_keys(&matches)
+    }
+
+    /// Deletes exactly the keys of `keys`, each from the state it is
+    /// listed in (see [`KeyStore::accept_keys`]).
+    ///
+    /// # Errors
+    /// As [`KeyStore::accept`].
+    pub fn delete_keys(&self, keys: &KeyList) -> Result<KeyChanges, KeyStoreError> {
         let mut changes = KeyChanges::default();
-        for (state, id) in matches.iter() {
+        for (state, id) in keys.iter() {
             if self.pki.remove_minion_key(state, id)? {
                 info!(id, state = state.dir_name(), "key deleted");
                 changes.events.push(KeyEvent::new(KeyAct::Delete, id));
