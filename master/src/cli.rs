@@ -88,3 +88,24 @@ pub fn tool_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
 }
+
+/// What `--versions-report` prints: Brine's version, the transports built
+/// in, and the platform (Salt's report lists its Python dependencies;
+/// Brine's are compiled in).
+pub fn versions_report(program: &str) -> String {
+    use brine_transport_api::Registry;
+
+    use crate::BuiltinTransports;
+
+    let registry = Registry::builtin();
+    let transports: Vec<&str> = registry.names().collect();
+    format!(
+        "Brine Version:\n          {program}: {}\n\nBuilt-in transports:\n          {}\n\n\
+         Serializations:\n          msgpack (default), bincode\n\nSystem Versions:\n          \
+         os: {}\n          arch: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        transports.join(", "),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+    )
+}

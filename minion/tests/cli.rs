@@ -252,3 +252,45 @@ fn quickstart() {
     assert!(rest.iter().any(|l| l == "Brine stopped."), "{rest:?}");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// `brine-call` runs on this host with the minion's config, no master.
+#[test]
+fn brine_call_runs_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("minion"),
+        format!(
+            "root_dir: '{}'\nid: here\ngrains:\n  role: web\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let etc = dir.path().display().to_string();
+    let role = run(
+        "brine-call",
+        &["-c", &etc, "grains.item", "role", "--out", "json"],
+    );
+    assert!(role.ok(), "{role:?}");
+    let doc: Json = serde_json::from_str(&role.stdout).unwrap();
+    assert_eq!(doc["local"]["role"], Json::from("web"));
+    let ping = run("brine-call", &["-c", &etc, "--local", "test.ping"]);
+    assert_eq!(ping.stdout, "local:\n    True\n");
+    let failed = run(
+        "brine-call",
+        &[
+            "-c",
+            &etc,
+            "cmd.run",
+            "exit 3",
+            "python_shell=True",
+            "--retcode-passthrough",
+        ],
+    );
+    assert_eq!(failed.code, Some(3), "{failed:?}");
+    let missing = run("brine-call", &["-c", &etc, "no.such"]);
+    assert_eq!(missing.code, Some(1), "{missing:?}");
+    assert!(
+        missing.stdout.contains("'no.such' is not available."),
+        "{missing:?}"
+    );
+}

@@ -24,10 +24,17 @@ struct Args {
     /// Log file (overrides `log_file`); logs go to stderr when not set.
     #[arg(long = "log-file")]
     log_file: Option<PathBuf>,
+    /// Print Brine's version, built-in transports and platform, then exit.
+    #[arg(long = "versions-report")]
+    versions_report: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.versions_report {
+        print!("{}", cli::versions_report("brine-master"));
+        return ExitCode::SUCCESS;
+    }
     let loaded = match MasterConfig::load(&args.config_dir, Missing::UseDefaults) {
         Ok(loaded) => loaded,
         Err(err) => return cli::fail(PROGRAM, err, 1),

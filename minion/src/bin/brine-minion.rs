@@ -31,10 +31,17 @@ struct Args {
     /// Log to this file instead of stderr.
     #[arg(long = "log-file")]
     log_file: Option<PathBuf>,
+    /// Print Brine's version, built-in transports and platform, then exit.
+    #[arg(long = "versions-report")]
+    versions_report: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.versions_report {
+        print!("{}", cli::versions_report("brine-minion"));
+        return ExitCode::SUCCESS;
+    }
     let loaded = match MinionConfig::load(&args.config_dir, Missing::UseDefaults) {
         Ok(loaded) => loaded,
         Err(err) => return fail(&err, 1),
