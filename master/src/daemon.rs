@@ -96,7 +96,9 @@ impl Master {
                     source,
                 })?,
         );
-        let aes = Crypticle::generate().map_err(|e| MasterError::Crypto(e.to_string()))?;
+        let aes = Crypticle::generate()
+            .map_err(|e| MasterError::Crypto(e.to_string()))?
+            .with_serialization(config.serial);
         let shared = Arc::new(Shared::new(SharedParts {
             config: config.clone(),
             master_key,

@@ -98,7 +98,7 @@ impl Shared {
 
     /// Rotates the AES key and resets the serial, as `SMaster.rotate_secrets`.
     pub(crate) fn rotate_aes(&self) -> Result<(), brine_protocol::CryptoError> {
-        let fresh = Arc::new(Crypticle::generate()?);
+        let fresh = Arc::new(Crypticle::generate()?.with_serialization(self.config.serial));
         match self.aes.write() {
             Ok(mut aes) => *aes = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -121,7 +121,9 @@ impl Shared {
             return None;
         }
         let key = std::fs::read_to_string(&path).ok()?;
-        let crypticle = Crypticle::new(key.trim()).ok()?;
+        let crypticle = Crypticle::new(key.trim())
+            .ok()?
+            .with_serialization(self.config.serial);
         let session = Session {
             crypticle: Arc::new(crypticle),
             public: Arc::new(public),
@@ -148,12 +150,13 @@ impl Shared {
                     .then(|| std::fs::read_to_string(&path).ok())
                     .flatten()
                     .and_then(|k| Crypticle::new(k.trim()).ok())
+                    .map(|c| c.with_serialization(self.config.serial))
                     .map(Arc::new)
             });
         let crypticle = match existing {
             Some(c) => c,
             None => {
-                let fresh = Arc::new(Crypticle::generate()?);
+                let fresh = Arc::new(Crypticle::generate()?.with_serialization(self.config.serial));
                 if let Err(err) = write_atomic(&path, fresh.key_string().as_bytes(), 0o600) {
                     warn!(minion = id, error = %err, "could not store the session key; kept in memory only");
                 }

@@ -11,6 +11,7 @@ mod channel_support;
 use std::path::Path;
 use std::process::Command;
 
+use brine_protocol::Serialization;
 use brine_protocol::auth::{
     AuthLoad, AuthPolicy, AuthRequest, KeyOnFile, build_auth_reply, decide,
 };
@@ -86,6 +87,19 @@ fn salt_accepts_our_envelopes() {
     write(
         out,
         "auth_pending.msgpack",
+        &seal_clear_reply(&reply).unwrap(),
+    );
+
+    // a Brine master with `serial: bincode` refusing this (stock-shaped) request
+    let bincode_master = AuthPolicy {
+        serial: Serialization::Bincode,
+        ..AuthPolicy::default()
+    };
+    let mismatch = decide(&bincode_master, &candidate(&load, &on_file));
+    let reply = build_auth_reply(&mismatch, &load, &master, "", "", PUBLISH_PORT).unwrap();
+    write(
+        out,
+        "auth_bad_serial.msgpack",
         &seal_clear_reply(&reply).unwrap(),
     );
 

@@ -41,6 +41,7 @@ fn authenticate(shared: &Shared, load: &Value, _version: i64, peer: &Peer) -> Va
         open_mode: shared.config.open_mode,
         auto_accept: shared.config.auto_accept,
         max_minions: shared.config.max_minions,
+        serial: shared.config.serial,
     };
     let connected = shared
         .pki
@@ -57,6 +58,7 @@ fn authenticate(shared: &Shared, load: &Value, _version: i64, peer: &Peer) -> Va
             autoreject,
             connected,
             is_connected: matches!(on_file, KeyOnFile::Accepted(_)),
+            serial: request.serial.as_deref(),
         },
     );
     if let Err(err) = decision.apply(&shared.pki, id) {
@@ -103,6 +105,24 @@ fn authenticate(shared: &Shared, load: &Value, _version: i64, peer: &Peer) -> Va
             warn!(%peer, minion = id, "refused _auth: key differs from the accepted key for this id")
         }
         AuthAct::Full => warn!(%peer, minion = id, "refused _auth: max_minions reached"),
+        AuthAct::SerialMismatch => {
+            // A minion that sends no `serial` (every stock Salt minion) packs msgpack.
+            let (minion_serial, announced) = match request.serial.as_deref() {
+                Some(name) => (name, ""),
+                None => (
+                    "msgpack",
+                    " (it announced none, as a stock Salt minion does)",
+                ),
+            };
+            warn!(
+                %peer,
+                minion = id,
+                master_serial = %shared.config.serial,
+                minion_serial,
+                "refused _auth: serialization mismatch: this master uses serial: {}, the minion uses {minion_serial}{announced}; both must use the same `serial`",
+                shared.config.serial,
+            );
+        }
     }
     // Salt's `auth_events` (default on) is not a Brine option: always fire.
     if let Some(data) = decision.event_data(id, &request.pub_pem) {

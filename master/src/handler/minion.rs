@@ -97,7 +97,13 @@ pub(super) async fn handle_pillar(
     let shared = Arc::clone(shared);
     let nonce = nonce.to_owned();
     let sealed = tokio::task::spawn_blocking(move || {
-        seal_private_pillar(&Value::map(), &session.public, &shared.master_key, &nonce)
+        seal_private_pillar(
+            &Value::map(),
+            &session.public,
+            &shared.master_key,
+            &nonce,
+            session.crypticle.serialization(),
+        )
     })
     .await;
     match sealed {

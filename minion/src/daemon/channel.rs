@@ -9,7 +9,7 @@ use brine_protocol::auth::{AuthOutcome, AuthRequest, Credentials, handle_signin_
 use brine_protocol::crypto::gen_nonce;
 use brine_protocol::envelope::{EnvelopeError, Tok, open_clear_reply, package_aes};
 use brine_protocol::keys::MinionPki;
-use brine_protocol::{AuthError, Crypticle, PrivateKey, PublicKey, Value};
+use brine_protocol::{AuthError, Crypticle, PrivateKey, PublicKey, Serialization, Value};
 use brine_transport_api::{RequestClient, RequestClientExt, TransportError};
 use tokio::sync::{Mutex, watch};
 use tracing::{debug, error, info, warn};
@@ -39,6 +39,8 @@ pub(crate) struct AuthSettings {
     pub(crate) acceptance_wait_time: Duration,
     pub(crate) acceptance_wait_time_max: Duration,
     pub(crate) rejected_retry: bool,
+    /// `serial`: announced at sign-in, used for every Crypticle.
+    pub(crate) serial: Serialization,
 }
 
 /// Why an aes request got no usable answer.
@@ -146,7 +148,8 @@ impl Channel {
     /// # Errors
     /// [`MinionError::Rejected`] (unless `rejected_retry`),
     /// [`MinionError::Auth`] when the master's answer fails verification
-    /// (e.g. its key changed), [`MinionError::Keys`] when
+    /// (e.g. its key changed) or its `serial` differs from ours
+    /// ([`AuthError::SerialMismatch`]), [`MinionError::Keys`] when
     /// `minion_master.pub` cannot be read or written.
     pub(crate) async fn authenticate(&self) -> Result<Arc<Session>, MinionError> {
         let _one_at_a_time = self.auth_lock.lock().await;
@@ -226,7 +229,8 @@ impl Channel {
         let auth_err = MinionError::Auth;
         let nonce = gen_nonce().map_err(|e| auth_err(AuthError::from(e)))?;
         let request = AuthRequest::new(&self.id, &self.key, master_pem.as_deref(), &nonce)
-            .map_err(auth_err)?;
+            .map_err(auth_err)?
+            .with_serialization(self.settings.serial);
         let frame = request.to_frame().map_err(auth_err)?;
         let reply = match self
             .req
@@ -241,34 +245,48 @@ impl Channel {
                 what: "auth reply is not msgpack",
             })
         })?;
-        Ok(
-            match handle_signin_response(&reply, &request, &self.key).map_err(auth_err)? {
-                AuthOutcome::Accepted(creds) => {
-                    let pem = match (&creds.new_master_pub, master_pem) {
-                        (Some(new), _) => new.clone(),
-                        (None, Some(known)) => known,
-                        (None, None) => {
-                            return Err(auth_err(AuthError::Malformed { what: "pub_key" }));
-                        }
-                    };
-                    SignIn::Accepted(creds, pem)
-                }
-                AuthOutcome::Pending => SignIn::Pending,
-                AuthOutcome::Full => SignIn::Full,
-                AuthOutcome::Rejected => SignIn::Rejected,
-            },
-        )
+        let outcome = match handle_signin_response(&reply, &request, &self.key) {
+            Ok(outcome) => outcome,
+            Err(err @ AuthError::SerialMismatch { .. }) => {
+                error!(
+                    reason = %err,
+                    "the master and this minion pack messages differently; set the same `serial` on both and restart"
+                );
+                return Err(auth_err(err));
+            }
+            Err(err) => return Err(auth_err(err)),
+        };
+        Ok(match outcome {
+            AuthOutcome::Accepted(creds) => {
+                let pem = match (&creds.new_master_pub, master_pem) {
+                    (Some(new), _) => new.clone(),
+                    (None, Some(known)) => known,
+                    (None, None) => {
+                        return Err(auth_err(AuthError::Malformed { what: "pub_key" }));
+                    }
+                };
+                SignIn::Accepted(creds, pem)
+            }
+            AuthOutcome::Pending => SignIn::Pending,
+            AuthOutcome::Full => SignIn::Full,
+            AuthOutcome::Rejected => SignIn::Rejected,
+        })
     }
 
     fn install(&self, creds: &Credentials, master_pem: &str) -> Result<Arc<Session>, MinionError> {
         let crypto = |e| MinionError::Auth(AuthError::from(e));
+        let serial = self.settings.serial;
         if let Some(pem) = &creds.new_master_pub {
             self.pki.write_master_key(pem).map_err(MinionError::Keys)?;
             info!(path = %self.pki.master_key_path().display(), "first contact: stored the master's public key");
         }
         let session = Arc::new(Session {
-            aes: Crypticle::new(&creds.aes).map_err(crypto)?,
-            session: Crypticle::new(&creds.session).map_err(crypto)?,
+            aes: Crypticle::new(&creds.aes)
+                .map_err(crypto)?
+                .with_serialization(serial),
+            session: Crypticle::new(&creds.session)
+                .map_err(crypto)?
+                .with_serialization(serial),
             publish_port: creds.publish_port,
             master_pub: PublicKey::from_pem(master_pem).map_err(crypto)?,
             generation: self.generation() + 1,

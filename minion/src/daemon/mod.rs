@@ -243,6 +243,7 @@ async fn daemon(parts: DaemonParts) -> Result<(), MinionError> {
             acceptance_wait_time: config.acceptance_wait_time,
             acceptance_wait_time_max: config.acceptance_wait_time_max,
             rejected_retry: config.rejected_retry,
+            serial: config.serial,
         };
         let (fatal_tx, fatal_rx) = mpsc::channel(1);
         let channel = Channel::new(

@@ -33,7 +33,8 @@ fn malformed(what: &'static str) -> EnvelopeError {
 ///   Crypticle(K).dumps({"data": D, "sig": PKCS1v15(master, D)})}` with
 ///   `D = msgpack({"key", "pillar", "nonce"})`: the key is decrypted with
 ///   our private key, the signature checked with `minion_master.pub`, and
-///   `D.key` and `D.nonce` must be the reply's key and our nonce;
+///   `D.key` and `D.nonce` must be the reply's key and our nonce (the body
+///   and `D` are packed with the session's `serial`, msgpack by default);
 /// * an ordinary session-key reply (a byte string), as a master without
 ///   private pillar may send;
 /// * nil or an empty map: no pillar.
@@ -66,8 +67,10 @@ pub(crate) fn open_pillar_reply(
         .decrypt(sealed_key)
         .map_err(EnvelopeError::Crypto)?;
     let key = std::str::from_utf8(&key).map_err(|_| malformed("pillar key"))?;
+    // Packed with the session's serialization, as everything inside the AES layer.
+    let serial = session.session.serialization();
     let signed = Crypticle::new(key)
-        .and_then(|c| c.loads(ciphertext, None))
+        .and_then(|c| c.with_serialization(serial).loads(ciphertext, None))
         .map_err(EnvelopeError::Crypto)?;
     let data = signed
         .get("data")
@@ -81,7 +84,9 @@ pub(crate) fn open_pillar_reply(
         .master_pub
         .verify(data, sig)
         .map_err(EnvelopeError::Crypto)?;
-    let inner = Value::decode(data).map_err(|_| malformed("pillar data is not msgpack"))?;
+    let inner = serial
+        .decode_value(data)
+        .map_err(|_| malformed("pillar data does not unpack"))?;
     if inner.get("key").and_then(Value::as_bytes) != Some(sealed_key) {
         return Err(malformed("pillar key does not match"));
     }
@@ -92,4 +97,47 @@ pub(crate) fn open_pillar_reply(
         Some(Value::Map(entries)) => Value::Map(entries.clone()),
         _ => Value::map(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use brine_protocol::envelope::seal_private_pillar;
+    use brine_protocol::{Serialization, crypto::gen_nonce};
+
+    use super::*;
+
+    fn session(master: &PrivateKey, serial: Serialization) -> Session {
+        let key = |c: Crypticle| c.with_serialization(serial);
+        Session {
+            aes: key(Crypticle::generate().unwrap()),
+            session: key(Crypticle::generate().unwrap()),
+            publish_port: 4505,
+            master_pub: master.public_key(),
+            generation: 1,
+        }
+    }
+
+    #[test]
+    fn private_pillar_follows_the_session_serialization() {
+        let master = PrivateKey::generate(1024).unwrap();
+        let minion = PrivateKey::generate(1024).unwrap();
+        let nonce = gen_nonce().unwrap();
+        let pillar: Value = [("role", Value::from("web"))].into_iter().collect();
+        for serial in Serialization::ALL {
+            let reply = seal_private_pillar(&pillar, &minion.public_key(), &master, &nonce, serial)
+                .unwrap();
+            let frame = reply.to_channel_bytes().unwrap();
+            let opened =
+                open_pillar_reply(&frame, &session(&master, serial), &nonce, &minion).unwrap();
+            assert_eq!(opened, pillar, "{serial}");
+            let other = match serial {
+                Serialization::Msgpack => Serialization::Bincode,
+                _ => Serialization::Msgpack,
+            };
+            assert!(
+                open_pillar_reply(&frame, &session(&master, other), &nonce, &minion).is_err(),
+                "{serial} read as {other}"
+            );
+        }
+    }
 }

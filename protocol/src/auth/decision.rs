@@ -3,7 +3,7 @@
 
 use crate::crypto::{PublicKey, clean_key};
 use crate::keys::{KeyError, KeyState, MasterPki, validate_minion_id};
-use crate::serial::Value;
+use crate::serial::{Serialization, Value};
 
 /// What the master's `pki_dir` holds for a minion id, in the precedence
 /// Salt's `_auth` checks it: rejected, then accepted, then pending.
@@ -54,6 +54,9 @@ pub struct AuthPolicy {
     pub auto_accept: bool,
     /// `max_minions`: 0 for unlimited.
     pub max_minions: usize,
+    /// `serial`: what this master packs inside the AES layer; a minion must
+    /// announce the same (no announcement means msgpack).
+    pub serial: Serialization,
 }
 
 /// One `_auth` request as the decision sees it.
@@ -73,6 +76,9 @@ pub struct Candidate<'a> {
     pub connected: usize,
     /// Whether this id is one of them.
     pub is_connected: bool,
+    /// The `serial` the minion announced ([`AuthLoad::serial`](super::AuthLoad::serial)),
+    /// `None` when it sent none: msgpack, as every stock Salt minion.
+    pub serial: Option<&'a str>,
 }
 
 /// The `act` of a `salt/auth` event.
@@ -88,6 +94,10 @@ pub enum AuthAct {
     Denied,
     /// `max_minions` reached (`ret: "full"`).
     Full,
+    /// (Brine) The minion's `serial` differs from the master's: refused
+    /// with `ret: "bad serial"` and the master's choice, no key file
+    /// touched. Its event `act` is `reject`, the word Salt's consumers know.
+    SerialMismatch,
 }
 
 impl AuthAct {
@@ -96,7 +106,7 @@ impl AuthAct {
         match self {
             AuthAct::Accept => "accept",
             AuthAct::Pend => "pend",
-            AuthAct::Reject => "reject",
+            AuthAct::Reject | AuthAct::SerialMismatch => "reject",
             AuthAct::Denied => "denied",
             AuthAct::Full => "full",
         }
@@ -134,6 +144,10 @@ pub struct Decision {
     /// Whether Salt fires `salt/auth` for this outcome (not for an invalid
     /// id or an unusable key).
     pub fire_event: bool,
+    /// The master's serialization ([`AuthPolicy::serial`]):
+    /// [`build_auth_reply`](super::build_auth_reply) names it when refusing
+    /// a mismatch and, unless it is msgpack, in an accepted reply.
+    pub serial: Serialization,
 }
 
 impl Decision {
@@ -142,14 +156,14 @@ impl Decision {
             act,
             key_ops,
             fire_event: true,
+            serial: Serialization::Msgpack,
         }
     }
 
     fn silent_reject() -> Decision {
         Decision {
-            act: AuthAct::Reject,
-            key_ops: Vec::new(),
             fire_event: false,
+            ..Decision::new(AuthAct::Reject, Vec::new())
         }
     }
 
@@ -158,11 +172,13 @@ impl Decision {
         matches!(self.act, AuthAct::Accept | AuthAct::Pend)
     }
 
-    /// The `ret` of a non-accept reply: `true` (pending), `"full"`, or `false`.
+    /// The `ret` of a non-accept reply: `true` (pending), `"full"`,
+    /// `"bad serial"` ([`BAD_SERIAL`]), or `false`.
     pub fn ret(&self) -> Value {
         match self.act {
             AuthAct::Pend => Value::from(true),
             AuthAct::Full => Value::from("full"),
+            AuthAct::SerialMismatch => Value::from(BAD_SERIAL),
             AuthAct::Accept | AuthAct::Reject | AuthAct::Denied => Value::from(false),
         }
     }
@@ -217,10 +233,25 @@ fn write(state: KeyState, pem: &str) -> KeyOp {
     }
 }
 
+/// The `ret` of a refusal for a `serial` mismatch (Brine only). A stock
+/// Salt minion reads it as "pending" and retries; a Brine minion stops
+/// with [`AuthError::SerialMismatch`](super::AuthError::SerialMismatch).
+pub const BAD_SERIAL: &str = "bad serial";
+
+/// Whether the minion's announced `serial` (none: msgpack) is the master's.
+fn same_serial(master: Serialization, announced: Option<&str>) -> bool {
+    match announced {
+        None => master == Serialization::Msgpack,
+        Some(name) => name.parse::<Serialization>().ok() == Some(master),
+    }
+}
+
 /// Decides an `_auth` request as Salt's master does, first match winning:
 ///
 /// 1. an invalid id, or (Brine) a `pub` that is not an RSA public key →
-///    reject, no file touched, no event;
+///    reject, no file touched, no event; next, (Brine) a minion `serial`
+///    that is not the master's → [`AuthAct::SerialMismatch`], no file
+///    touched, event fired;
 /// 2. `max_minions` reached and the id not connected → full (Brine counts
 ///    "reached" as `connected >= max_minions`; Salt admits one more);
 /// 3. `open_mode` → accept, (re)writing `minions/<id>` if it differs;
@@ -235,9 +266,19 @@ fn write(state: KeyState, pem: &str) -> KeyOp {
 ///    autosigned → pend; same key and autosigned → accept, moving it from
 ///    `minions_pre/` to `minions/`.
 pub fn decide(policy: &AuthPolicy, candidate: &Candidate<'_>) -> Decision {
+    Decision {
+        serial: policy.serial,
+        ..decide_act(policy, candidate)
+    }
+}
+
+fn decide_act(policy: &AuthPolicy, candidate: &Candidate<'_>) -> Decision {
     let pem = candidate.pub_pem;
     if validate_minion_id(candidate.id).is_err() || PublicKey::from_pem(pem).is_err() {
         return Decision::silent_reject();
+    }
+    if !same_serial(policy.serial, candidate.serial) {
+        return Decision::new(AuthAct::SerialMismatch, Vec::new());
     }
     if policy.max_minions > 0
         && candidate.connected >= policy.max_minions

@@ -1,7 +1,7 @@
 use thiserror::Error;
 
 use crate::crypto::CryptoError;
-use crate::serial::SerialError;
+use crate::serial::{SerialError, Serialization};
 
 /// Why an `_auth` request could not be built or parsed, or why the
 /// minion refused the master's answer.
@@ -48,6 +48,18 @@ pub enum AuthError {
     /// The reply's nonce is not the one we sent.
     #[error("the auth reply nonce did not match")]
     NonceMismatch,
+    /// (Brine) The master packs the AES layer with another serialization
+    /// than this minion's `serial` key: it refused the sign-in with
+    /// `"bad serial"`, or accepted it naming another one (a master that
+    /// names none uses msgpack, as stock Salt does). Both ends must agree;
+    /// retrying cannot help.
+    #[error("the master uses {master}, this minion is configured with serial: {minion}")]
+    SerialMismatch {
+        /// The master's serialization.
+        master: Serialization,
+        /// This minion's.
+        minion: Serialization,
+    },
     /// An RSA or Crypticle operation failed (wrong key, bad PEM, bad key string, RNG).
     #[error("crypto failure during auth")]
     Crypto(#[source] CryptoError),

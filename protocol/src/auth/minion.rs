@@ -10,7 +10,7 @@ use crate::crypto::{
 };
 use crate::envelope::package_clear;
 use crate::keys::validate_minion_id;
-use crate::serial::Value;
+use crate::serial::{Serialization, Value};
 
 /// Separator of the `auth_mode >= 2` form of `aes`: `<aes>_|-<token>`.
 const AES_TOKEN_SEPARATOR: &str = "_|-";
@@ -25,6 +25,7 @@ pub struct AuthRequest {
     master_pub: Option<PublicKey>,
     enc_algo: EncryptionAlgorithm,
     sig_algo: SigningAlgorithm,
+    serial: Serialization,
     load: Value,
 }
 
@@ -80,6 +81,7 @@ impl AuthRequest {
             master_pub,
             enc_algo: EncryptionAlgorithm::default(),
             sig_algo: SigningAlgorithm::default(),
+            serial: Serialization::Msgpack,
             load: Value::Nil,
         };
         request.load = request.build_load(minion_key, None)?;
@@ -97,6 +99,24 @@ impl AuthRequest {
     ) -> Result<AuthRequest, AuthError> {
         self.load = self.build_load(minion_key, Some(grains))?;
         Ok(self)
+    }
+
+    /// Announces this minion's `serial` (Brine): the load gets a `serial`
+    /// key unless it is msgpack, so a default request stays Salt's byte for
+    /// byte. [`handle_signin_response`] then holds the master to the same choice.
+    pub fn with_serialization(mut self, serial: Serialization) -> AuthRequest {
+        self.serial = serial;
+        if serial == Serialization::Msgpack {
+            self.load.remove("serial");
+        } else {
+            self.load.insert("serial", serial.name());
+        }
+        self
+    }
+
+    /// The serialization this request announces.
+    pub fn serial(&self) -> Serialization {
+        self.serial
     }
 
     fn build_load(
@@ -120,6 +140,9 @@ impl AuthRequest {
         }
         let public = minion_key.public_key().to_clean_pem()?;
         load.push(("pub".into(), public.into()));
+        if self.serial != Serialization::Msgpack {
+            load.push(("serial".into(), self.serial.name().into()));
+        }
         Ok(Value::Map(load))
     }
 
@@ -220,8 +243,11 @@ fn is_truthy(value: &Value) -> bool {
 ///   with our key; `sig` must X9.31-recover the SHA-256 hex of the AES key;
 ///   if we sent a token, the echoed `token` must decrypt to it;
 /// * the `nonce` must be ours;
-/// * `ret`: falsy → [`AuthOutcome::Rejected`], `"full"` →
-///   [`AuthOutcome::Full`], other → [`AuthOutcome::Pending`].
+/// * `ret`: (Brine) `"bad serial"` → [`AuthError::SerialMismatch`] naming
+///   the master's `serial`; falsy → [`AuthOutcome::Rejected`], `"full"` →
+///   [`AuthOutcome::Full`], other → [`AuthOutcome::Pending`];
+/// * accepted: (Brine) the master's `serial` (none: msgpack) must be the
+///   one the request announced ([`AuthError::SerialMismatch`]).
 ///
 /// # Errors
 /// An [`AuthError`] naming the failed check; nothing is to be written then.
@@ -273,7 +299,21 @@ pub fn handle_signin_response(
     if inner.get("nonce").and_then(Value::as_str) != Some(request.nonce.as_str()) {
         return Err(AuthError::NonceMismatch);
     }
+    let master_serial = match inner.get("serial") {
+        None => Serialization::Msgpack,
+        Some(name) => name
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .ok_or(malformed("serial"))?,
+    };
+    let mismatch = AuthError::SerialMismatch {
+        master: master_serial,
+        minion: request.serial,
+    };
     if let Some(ret) = inner.get("ret") {
+        if ret.as_str() == Some(super::BAD_SERIAL) {
+            return Err(mismatch);
+        }
         return Ok(if !is_truthy(ret) {
             AuthOutcome::Rejected
         } else if ret.as_str() == Some("full") {
@@ -281,6 +321,9 @@ pub fn handle_signin_response(
         } else {
             AuthOutcome::Pending
         });
+    }
+    if master_serial != request.serial {
+        return Err(mismatch);
     }
     let master = master.ok_or(malformed("pub_key"))?;
     let (aes, session) = extract_keys(&inner, request, minion_key, &master)?;

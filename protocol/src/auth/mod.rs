@@ -18,6 +18,13 @@
 //! [`AuthPolicy`]; [`Decision::apply`] the key file changes; reply with
 //! [`build_auth_reply`]; fire `salt/auth` with [`Decision::event_data`].
 //!
+//! Serialization (Brine): a minion whose `serial` is not msgpack says so
+//! in its load ([`AuthRequest::with_serialization`]); the master refuses a
+//! mismatch ([`AuthAct::SerialMismatch`], `ret: "bad serial"` naming its
+//! own) and names a non-msgpack choice when accepting, so the minion stops
+//! with [`AuthError::SerialMismatch`] instead of exchanging payloads the
+//! other side cannot read. With the default the wire is Salt's, byte for byte.
+//!
 //! ```
 //! use brine_protocol::auth::{
 //!     AuthLoad, AuthOutcome, AuthPolicy, Candidate, KeyOnFile, build_auth_reply, decide,
@@ -36,6 +43,7 @@
 //! let decision = decide(&policy, &Candidate {
 //!     id: &load.id, pub_pem: &load.pub_pem, on_file: &on_file,
 //!     autosign: false, autoreject: false, connected: 0, is_connected: false,
+//!     serial: load.serial.as_deref(),
 //! });
 //! let (aes, session) = (Crypticle::generate_key_string()?, Crypticle::generate_key_string()?);
 //! let reply = build_auth_reply(&decision, &load, &master_key, &aes, &session, 4505)?;
@@ -55,7 +63,9 @@ mod error;
 mod minion;
 mod reply;
 
-pub use decision::{AuthAct, AuthPolicy, Candidate, Decision, KeyOnFile, KeyOp, decide};
+pub use decision::{
+    AuthAct, AuthPolicy, BAD_SERIAL, Candidate, Decision, KeyOnFile, KeyOp, decide,
+};
 pub use error::AuthError;
 pub use minion::{AuthOutcome, AuthRequest, Credentials, handle_signin_response};
 pub use reply::{AuthLoad, build_auth_reply};

@@ -3,7 +3,7 @@
 
 use super::{AuthAct, AuthError, Decision};
 use crate::crypto::{EncryptionAlgorithm, PrivateKey, PublicKey, SigningAlgorithm, sha256_hex};
-use crate::serial::{Value, to_channel_bytes};
+use crate::serial::{Serialization, Value, to_channel_bytes};
 
 /// A minion's `_auth` load as the master reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +23,9 @@ pub struct AuthLoad {
     pub token: Option<Vec<u8>>,
     /// `autosign_grains`, if sent (for the caller's autosign check).
     pub autosign_grains: Option<Value>,
+    /// (Brine) `serial`, as sent: a Brine minion sends it only when it is
+    /// not msgpack, so `None` means msgpack (and every stock Salt minion).
+    pub serial: Option<String>,
 }
 
 fn malformed(what: &'static str) -> AuthError {
@@ -34,7 +37,8 @@ impl AuthLoad {
     ///
     /// # Errors
     /// [`AuthError::Malformed`] unless `id`, `pub` and `nonce` are text
-    /// (a v3 reply must echo the nonce) and `token`, if present, is bytes.
+    /// (a v3 reply must echo the nonce), `token`, if present, is bytes and
+    /// `serial`, if present, is text.
     pub fn parse(load: &Value) -> Result<AuthLoad, AuthError> {
         let text = |key: &'static str| {
             load.get(key)
@@ -58,6 +62,10 @@ impl AuthLoad {
             sig_algo: optional_text("sig_algo", SigningAlgorithm::default().name())?,
             token,
             autosign_grains: load.get("autosign_grains").cloned(),
+            serial: match load.get("serial") {
+                None => None,
+                Some(v) => Some(v.as_str().ok_or(malformed("serial"))?.to_owned()),
+            },
         })
     }
 }
@@ -94,14 +102,16 @@ fn clear_signed(
 /// does for a v3 request (always signed):
 ///
 /// * not accepted: `{"enc": "clear", "load": msgpack({"ret": …, "nonce"}), "sig"}`
-///   with `ret` from [`Decision::ret`];
+///   with `ret` from [`Decision::ret`]; (Brine) a [`AuthAct::SerialMismatch`]
+///   adds `"serial"`, the master's [`Decision::serial`];
 /// * accepted: the same wrapping around `{"enc": "pub", "pub_key",
 ///   "publish_port", ["token",] "aes", "session", "sig", "nonce"}` where
 ///   `aes`, `session` and the re-encrypted `token` are OAEP-encrypted to
 ///   the minion's key and `sig` is the X9.31 signature of the AES key
 ///   string's SHA-256 hex. A token that does not decrypt is left out (the
 ///   minion will then refuse, as with Salt); a `pub` that does not parse
-///   gets `ret: false`;
+///   gets `ret: false`; (Brine) a `serial` key follows when the master's is
+///   not msgpack, so a minion can tell it talks to a master that agrees;
 /// * an unknown `sig_algo` (or, when accepting, `enc_algo`) gets the
 ///   unsigned `"bad sig algo"` / `"bad enc algo"` reply.
 ///
@@ -122,9 +132,12 @@ pub fn build_auth_reply(
         return Ok(bad_algorithm("bad sig algo"));
     };
     let refuse = |ret: Value| {
-        let inner: Value = [("ret", ret), ("nonce", Value::from(request.nonce.as_str()))]
+        let mut inner: Value = [("ret", ret), ("nonce", Value::from(request.nonce.as_str()))]
             .into_iter()
             .collect();
+        if decision.act == AuthAct::SerialMismatch {
+            inner.insert("serial", decision.serial.name());
+        }
         clear_signed(&inner, master_key, sig_algo)
     };
     if decision.act != AuthAct::Accept {
@@ -158,5 +171,8 @@ pub fn build_auth_reply(
     inner.push(("session".into(), Value::Bytes(session)));
     inner.push(("sig".into(), Value::Bytes(sig)));
     inner.push(("nonce".into(), request.nonce.as_str().into()));
+    if decision.serial != Serialization::Msgpack {
+        inner.push(("serial".into(), decision.serial.name().into()));
+    }
     clear_signed(&Value::Map(inner), master_key, sig_algo)
 }

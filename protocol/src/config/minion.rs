@@ -36,7 +36,8 @@ pub struct MinionConfig {
     pub publish_port: Option<u16>,
     /// `transport` (`zeromq`), lowercased.
     pub transport: String,
-    /// `serial` (`msgpack`).
+    /// `serial` (`msgpack`): must match the master's; `bincode` is
+    /// announced at `_auth`.
     pub serial: Serialization,
     /// `user` (`root`).
     pub user: String,

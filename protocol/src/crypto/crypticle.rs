@@ -1,5 +1,6 @@
 //! Salt's `Crypticle`: AES-192-CBC encryption authenticated by HMAC-SHA256,
-//! around `pickle::`-prefixed msgpack.
+//! around a `pickle::`-prefixed payload (msgpack, or bincode between Brine
+//! peers with `serial: bincode`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +15,7 @@ use zeroize::Zeroizing;
 
 use super::nonce::{NONCE_LEN, is_nonce};
 use super::{CryptoError, fill_random};
-use crate::serial::{self, Value};
+use crate::serial::{Serialization, Value};
 
 /// The plaintext prefix Salt checks before unpacking (`Crypticle.PICKLE_PAD`).
 pub const PICKLE_PREFIX: &[u8] = b"pickle::";
@@ -34,7 +35,11 @@ type HmacSha256 = Hmac<Sha256>;
 /// Wire format of [`encrypt`](Self::encrypt): `iv(16) ‖ AES-192-CBC(PKCS#7(data)) ‖
 /// HMAC-SHA256(iv ‖ ciphertext)`. [`dumps`](Self::dumps) /
 /// [`loads`](Self::loads) add the `pickle::` prefix, an optional 32-char
-/// nonce and msgpack.
+/// nonce and the payload, packed with this Crypticle's [`Serialization`]
+/// (msgpack unless [`with_serialization`](Self::with_serialization) says
+/// otherwise; both ends of a key must agree, and a payload packed with the
+/// other choice is refused with [`CryptoError::Payload`] holding
+/// [`SerialError::SerializationMismatch`](crate::SerialError::SerializationMismatch)).
 ///
 /// Each instance remembers the highest `serial` it has accepted, so it
 /// must live as long as the key does (rebuild it when the key changes, as
@@ -44,12 +49,14 @@ pub struct Crypticle {
     hmac_key: Zeroizing<[u8; HMAC_KEY_LEN]>,
     key_string: Zeroizing<String>,
     last_serial: AtomicU64,
+    serialization: Serialization,
 }
 
 impl fmt::Debug for Crypticle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Crypticle")
             .field("last_serial", &self.last_serial())
+            .field("serialization", &self.serialization)
             .finish_non_exhaustive()
     }
 }
@@ -75,7 +82,7 @@ impl Crypticle {
     }
 
     /// A Crypticle for `key_string` (surrounding whitespace ignored), with
-    /// no serial seen yet.
+    /// no serial seen yet, packing msgpack.
     ///
     /// # Errors
     /// [`CryptoError::BadKeyString`] unless it is base64 of exactly 56 bytes.
@@ -98,7 +105,21 @@ impl Crypticle {
             hmac_key,
             key_string: Zeroizing::new(key_string.to_owned()),
             last_serial: AtomicU64::new(0),
+            serialization: Serialization::Msgpack,
         })
+    }
+
+    /// The same key, packing payloads with `serialization` (the `serial`
+    /// config key). Build it before any [`loads`](Self::loads): the serial
+    /// seen so far is kept.
+    pub fn with_serialization(mut self, serialization: Serialization) -> Crypticle {
+        self.serialization = serialization;
+        self
+    }
+
+    /// How [`dumps`](Self::dumps) packs and [`loads`](Self::loads) unpacks payloads.
+    pub fn serialization(&self) -> Serialization {
+        self.serialization
     }
 
     /// The key string (what Salt stores in `cachedir/sessions/<id>` and
@@ -182,20 +203,25 @@ impl Crypticle {
         Ok(plain)
     }
 
-    /// Salt's `Crypticle.dumps`: encrypts `pickle::` ‖ nonce ‖ msgpack(value),
-    /// packed with the channel convention. Requests carry no nonce here;
-    /// v3 replies carry the request's nonce.
+    /// Salt's `Crypticle.dumps`: encrypts `pickle::` ‖ nonce ‖ the packed
+    /// value — msgpack with the channel convention, or bincode (see
+    /// [`Serialization::encode_value`]). Requests carry no nonce here; v3
+    /// replies carry the request's nonce.
     ///
     /// # Errors
     /// [`CryptoError::InvalidNonce`] unless the nonce is 32 ASCII hex
     /// characters, [`CryptoError::Pack`] if the value cannot be packed,
     /// [`CryptoError::Random`] if the RNG fails.
     pub fn dumps(&self, value: &Value, nonce: Option<&str>) -> Result<Vec<u8>, CryptoError> {
-        let packed = serial::to_channel_bytes(value).map_err(CryptoError::Pack)?;
+        let packed = self
+            .serialization
+            .encode_value(value)
+            .map_err(CryptoError::Pack)?;
         self.dumps_packed(&packed, nonce)
     }
 
-    /// [`dumps`](Self::dumps) for a payload that is already msgpack.
+    /// [`dumps`](Self::dumps) for a payload that is already packed with this
+    /// Crypticle's [`serialization`](Self::serialization).
     ///
     /// # Errors
     /// As [`dumps`](Self::dumps).
@@ -216,7 +242,8 @@ impl Crypticle {
 
     /// Salt's `Crypticle.loads`: decrypts, checks the `pickle::` prefix and,
     /// if `expected_nonce` is given, the 32-byte nonce after it; unpacks the
-    /// msgpack (leniently, see [`crate::serial`]). If the result is a map
+    /// payload with this Crypticle's serialization (msgpack leniently, see
+    /// [`crate::serial`]; only after the HMAC has authenticated it). If the result is a map
     /// with a `serial` key, that key is removed and the serial must be above
     /// the last one this instance accepted, which it then becomes.
     ///
@@ -227,7 +254,9 @@ impl Crypticle {
     /// # Errors
     /// Everything [`decrypt`](Self::decrypt) returns, plus
     /// [`CryptoError::MissingPrefix`], [`CryptoError::NonceMismatch`],
-    /// [`CryptoError::Payload`] for invalid msgpack,
+    /// [`CryptoError::Payload`] for a payload that does not unpack (with
+    /// [`SerialError::SerializationMismatch`](crate::SerialError::SerializationMismatch)
+    /// when the peer packed it with the other serialization),
     /// [`CryptoError::Malformed`] for a non-integer `serial`, and
     /// [`CryptoError::Stale`] for a replayed or out-of-order serial.
     pub fn loads(&self, data: &[u8], expected_nonce: Option<&str>) -> Result<Value, CryptoError> {
@@ -247,7 +276,10 @@ impl Crypticle {
             }
             None => rest,
         };
-        let mut value = Value::decode(packed).map_err(CryptoError::Payload)?;
+        let mut value = self
+            .serialization
+            .decode_value(packed)
+            .map_err(CryptoError::Payload)?;
         if let Some(serial) = value.remove("serial") {
             self.accept_serial(&serial)?;
         }
@@ -467,6 +499,77 @@ mod tests {
     }
 
     #[test]
+    fn bincode_round_trips_and_keeps_the_framing() {
+        let c = Crypticle::generate()
+            .unwrap()
+            .with_serialization(Serialization::Bincode);
+        assert_eq!(c.serialization(), Serialization::Bincode);
+        assert!(format!("{c:?}").contains("Bincode"));
+        let peer = Crypticle::new(c.key_string())
+            .unwrap()
+            .with_serialization(Serialization::Bincode);
+        let nonce = super::super::gen_nonce().unwrap();
+        let ct = c.dumps(&payload(), Some(&nonce)).unwrap();
+        let plain = c.decrypt(&ct).unwrap();
+        assert!(plain.starts_with(b"pickle::"));
+        assert_eq!(&plain[8..40], nonce.as_bytes());
+        assert_eq!(plain[40], 0xc1, "bincode payloads start with the tag");
+        // the payload's bytes that are not UTF-8 stay bytes, text stays text
+        assert_eq!(peer.loads(&ct, Some(&nonce)).unwrap(), payload());
+        // serials work the same
+        let mut v = payload();
+        v.insert("serial", 9);
+        assert_eq!(
+            peer.loads(&c.dumps(&v, None).unwrap(), None).unwrap(),
+            payload()
+        );
+        assert_eq!(peer.last_serial(), 9);
+        assert!(matches!(
+            peer.loads(&c.dumps(&v, None).unwrap(), None),
+            Err(CryptoError::Stale { serial: 9, last: 9 })
+        ));
+        assert_eq!(
+            peer.loads(&c.dumps(&Value::Nil, None).unwrap(), None)
+                .unwrap(),
+            Value::Nil
+        );
+    }
+
+    #[test]
+    fn a_serialization_mismatch_is_a_typed_error_both_ways() {
+        use crate::serial::SerialError;
+        let msgpack = Crypticle::generate().unwrap();
+        let bincode = Crypticle::new(msgpack.key_string())
+            .unwrap()
+            .with_serialization(Serialization::Bincode);
+        // every shape, including those whose packings could look alike
+        // (msgpack 0 and bincode Nil are both the byte 0x00 untagged)
+        for value in [payload(), Value::Nil, Value::from(0), Value::from(true)] {
+            for (from, to) in [(&msgpack, &bincode), (&bincode, &msgpack)] {
+                let ct = from.dumps(&value, None).unwrap();
+                match to.loads(&ct, None) {
+                    Err(CryptoError::Payload(SerialError::SerializationMismatch {
+                        expected,
+                        found,
+                    })) => {
+                        assert_eq!(expected, to.serialization());
+                        assert_eq!(found, from.serialization());
+                    }
+                    other => panic!("{value:?} {from:?} -> {to:?}: {other:?}"),
+                }
+            }
+        }
+        let err = bincode
+            .loads(&msgpack.dumps(&payload(), None).unwrap(), None)
+            .unwrap_err();
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(
+            source,
+            "expected bincode, found msgpack: both peers must use the same `serial`"
+        );
+    }
+
+    #[test]
     fn random_garbage_never_panics() {
         let c = Crypticle::generate().unwrap();
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
@@ -481,6 +584,15 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
             assert!(c.loads(&bytes, None).is_err());
             assert!(c.decrypt(&bytes).is_err());
+            // authenticated garbage after the prefix, for both decoders
+            let mut plain = b"pickle::".to_vec();
+            plain.extend_from_slice(&bytes);
+            for s in Serialization::ALL {
+                let c = Crypticle::new(c.key_string())
+                    .unwrap()
+                    .with_serialization(s);
+                let _ = c.loads(&c.encrypt(&plain).unwrap(), None);
+            }
         }
     }
 }

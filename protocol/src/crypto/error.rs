@@ -41,8 +41,10 @@ pub enum CryptoError {
         /// What was malformed.
         what: &'static str,
     },
-    /// The decrypted payload is not valid msgpack.
-    #[error("decrypted payload is not valid msgpack")]
+    /// The decrypted payload does not unpack with the Crypticle's
+    /// serialization: garbage, or (source
+    /// [`SerialError::SerializationMismatch`]) packed with the other one.
+    #[error("decrypted payload could not be unpacked")]
     Payload(#[source] SerialError),
     /// A Crypticle key string is not base64 of 56 bytes.
     #[error("invalid crypticle key string (expected base64 of 56 bytes)")]

@@ -9,15 +9,17 @@
 //! ```
 //!
 //! `K` is a fresh key string per reply. The reply travels in clear (it is
-//! not wrapped with the session key).
+//! not wrapped with the session key). Both the body and `D` are packed with
+//! the session's [`Serialization`] (msgpack unless both peers use
+//! `serial: bincode`), like everything else inside the AES layer.
 
 use super::{EnvelopeError, entry};
 use crate::crypto::{Crypticle, CryptoError, PrivateKey, PublicKey};
-use crate::serial::{Value, to_channel_bytes};
+use crate::serial::{Serialization, Value};
 
 /// Builds the private pillar reply for `pillar` (Salt sends `{}` for
 /// `False`), encrypted to `minion_pub`, signed with `master_key` and bound
-/// to the request's `nonce`.
+/// to the request's `nonce`; packed with `serial` (the session's).
 ///
 /// # Errors
 /// [`EnvelopeError::Crypto`] if key generation, encryption or signing
@@ -27,13 +29,16 @@ pub fn seal_private_pillar(
     minion_pub: &PublicKey,
     master_key: &PrivateKey,
     nonce: &str,
+    serial: Serialization,
 ) -> Result<Value, EnvelopeError> {
     let pillar = match pillar {
         Value::Bool(false) | Value::Nil => Value::map(),
         other => other.clone(),
     };
     let key_string = Crypticle::generate_key_string().map_err(EnvelopeError::Crypto)?;
-    let pcrypt = Crypticle::new(&key_string).map_err(EnvelopeError::Crypto)?;
+    let pcrypt = Crypticle::new(&key_string)
+        .map_err(EnvelopeError::Crypto)?
+        .with_serialization(serial);
     let sealed_key = minion_pub
         .encrypt(key_string.as_bytes())
         .map_err(EnvelopeError::Crypto)?;
@@ -42,7 +47,7 @@ pub fn seal_private_pillar(
         entry("pillar", pillar),
         entry("nonce", nonce),
     ]);
-    let data = to_channel_bytes(&data).map_err(EnvelopeError::Pack)?;
+    let data = serial.encode_value(&data).map_err(EnvelopeError::Pack)?;
     let sig = master_key.sign(&data).map_err(EnvelopeError::Crypto)?;
     let signed = Value::Map(vec![
         entry("data", Value::Bytes(data)),
@@ -61,7 +66,8 @@ pub fn seal_private_pillar(
 /// Opens a private pillar reply on the minion: decrypts the one-time key
 /// with `minion_key`, decrypts the body, verifies the master's signature
 /// with `master_pub`, and checks that the signed key and nonce are the
-/// reply's and the request's. Returns the pillar.
+/// reply's and the request's. Returns the pillar. `serial` is the session's
+/// serialization, as the master used it in [`seal_private_pillar`].
 ///
 /// # Errors
 /// [`EnvelopeError::Malformed`] for a reply without `key` (Salt's cue to
@@ -73,6 +79,7 @@ pub fn open_private_pillar(
     minion_key: &PrivateKey,
     master_pub: &PublicKey,
     nonce: &str,
+    serial: Serialization,
 ) -> Result<Value, EnvelopeError> {
     let malformed = |what| EnvelopeError::Malformed { what };
     let sealed_key = reply
@@ -88,7 +95,9 @@ pub fn open_private_pillar(
         .map_err(EnvelopeError::Crypto)?;
     let key_string =
         std::str::from_utf8(&key_string).map_err(|_| malformed("pillar key is not text"))?;
-    let pcrypt = Crypticle::new(key_string).map_err(EnvelopeError::Crypto)?;
+    let pcrypt = Crypticle::new(key_string)
+        .map_err(EnvelopeError::Crypto)?
+        .with_serialization(serial);
     let signed = pcrypt.loads(body, None).map_err(EnvelopeError::Crypto)?;
     let data = signed
         .get("data")
@@ -101,8 +110,9 @@ pub fn open_private_pillar(
     master_pub
         .verify(data, sig)
         .map_err(EnvelopeError::Crypto)?;
-    let mut data =
-        Value::decode(data).map_err(|_| malformed("signed pillar data is not msgpack"))?;
+    let mut data = serial
+        .decode_value(data)
+        .map_err(|_| malformed("signed pillar data does not unpack"))?;
     if data.get("key").and_then(Value::as_bytes) != Some(sealed_key) {
         return Err(EnvelopeError::Refused(
             "pillar key verification failed".into(),
@@ -127,26 +137,53 @@ mod tests {
         let minion = PrivateKey::generate(1024).unwrap();
         let nonce = gen_nonce().unwrap();
         let pillar: Value = [("role", Value::from("web"))].into_iter().collect();
-        let reply = seal_private_pillar(&pillar, &minion.public_key(), &master, &nonce).unwrap();
-        let opened = open_private_pillar(&reply, &minion, &master.public_key(), &nonce).unwrap();
-        assert_eq!(opened, pillar);
+        for serial in Serialization::ALL {
+            let seal = |p: &Value| {
+                seal_private_pillar(p, &minion.public_key(), &master, &nonce, serial).unwrap()
+            };
+            let open = |reply: &Value, master_pub: &PublicKey, nonce: &str| {
+                open_private_pillar(reply, &minion, master_pub, nonce, serial)
+            };
+            assert_eq!(
+                open(&seal(&pillar), &master.public_key(), &nonce).unwrap(),
+                pillar
+            );
 
-        // False travels as {}.
-        let reply = seal_private_pillar(&Value::Bool(false), &minion.public_key(), &master, &nonce)
-            .unwrap();
-        let opened = open_private_pillar(&reply, &minion, &master.public_key(), &nonce).unwrap();
-        assert_eq!(opened, Value::map());
+            // False travels as {}.
+            let reply = seal(&Value::Bool(false));
+            let opened = open(&reply, &master.public_key(), &nonce).unwrap();
+            assert_eq!(opened, Value::map());
 
-        // Another nonce, another master, a reply without key: refused.
-        let other_nonce = gen_nonce().unwrap();
-        assert!(open_private_pillar(&reply, &minion, &master.public_key(), &other_nonce).is_err());
-        let impostor = PrivateKey::generate(1024).unwrap();
-        assert!(open_private_pillar(&reply, &minion, &impostor.public_key(), &nonce).is_err());
-        let mut keyless = reply.clone();
-        keyless.remove("key");
+            // Another nonce, another master, a reply without key: refused.
+            let other_nonce = gen_nonce().unwrap();
+            assert!(open(&reply, &master.public_key(), &other_nonce).is_err());
+            let impostor = PrivateKey::generate(1024).unwrap();
+            assert!(open(&reply, &impostor.public_key(), &nonce).is_err());
+            let mut keyless = reply.clone();
+            keyless.remove("key");
+            assert!(matches!(
+                open(&keyless, &master.public_key(), &nonce),
+                Err(EnvelopeError::Malformed { .. })
+            ));
+        }
+        // The other serialization cannot open it.
+        let reply = seal_private_pillar(
+            &pillar,
+            &minion.public_key(),
+            &master,
+            &nonce,
+            Serialization::Bincode,
+        )
+        .unwrap();
         assert!(matches!(
-            open_private_pillar(&keyless, &minion, &master.public_key(), &nonce),
-            Err(EnvelopeError::Malformed { .. })
+            open_private_pillar(
+                &reply,
+                &minion,
+                &master.public_key(),
+                &nonce,
+                Serialization::Msgpack
+            ),
+            Err(EnvelopeError::Crypto(CryptoError::Payload(_)))
         ));
     }
 }

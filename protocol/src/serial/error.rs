@@ -1,5 +1,7 @@
 use thiserror::Error;
 
+use super::Serialization;
+
 /// Why a value could not be encoded or decoded.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -17,13 +19,13 @@ pub enum SerialError {
     #[error("invalid msgpack marker byte 0x{0:02x}")]
     InvalidMarker(u8),
     /// Arrays and maps are nested deeper than the decoder allows.
-    #[error("msgpack nesting deeper than {max} levels")]
+    #[error("nesting deeper than {max} levels")]
     DepthExceeded {
         /// The configured limit.
         max: usize,
     },
     /// A complete item was decoded but bytes follow it.
-    #[error("{0} trailing bytes after the msgpack document")]
+    #[error("{0} trailing bytes after the document")]
     TrailingBytes(usize),
     /// A string, byte string, array, map or ext is longer than msgpack can express.
     #[error("{what} of length {len} is too long for msgpack")]
@@ -54,5 +56,14 @@ pub enum SerialError {
     UnknownSerialization {
         /// The configured value.
         name: String,
+    },
+    /// The input was packed with the other serialization: the peers'
+    /// `serial` settings differ (see [`Serialization::decode_value`]).
+    #[error("expected {expected}, found {found}: both peers must use the same `serial`")]
+    SerializationMismatch {
+        /// What this side is configured with.
+        expected: Serialization,
+        /// What the input was packed with.
+        found: Serialization,
     },
 }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::decode::{DEFAULT_MAX_DEPTH, validate};
 use super::encode::to_channel_bytes;
-use super::{SerialError, Value};
+use super::{SerialError, Value, value_bincode};
 
 /// Cap on what bincode may allocate while decoding one message (64 MiB,
 /// the transports' default frame limit).
@@ -81,8 +81,18 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, SerialError> 
 /// How Brine serializes typed messages, chosen by the `serial` config key.
 ///
 /// Msgpack is the default and the only choice a stock Salt peer
-/// understands. Bincode is smaller and faster but Brine-to-Brine only, and
-/// it cannot carry [`Value`] (bincode is not self-describing).
+/// understands. Bincode is compact for typed structs but Brine-to-Brine
+/// only (for [`Value`] trees it is a little larger than msgpack, whose
+/// headers fold type and length into one byte);
+/// both peers must agree (the minion announces a non-default choice in its
+/// `_auth` load and the master refuses a mismatch).
+///
+/// [`encode`](Self::encode) / [`decode`](Self::decode) carry typed structs
+/// (bincode cannot carry a [`Value`] field that way: it is not
+/// self-describing). [`encode_value`](Self::encode_value) /
+/// [`decode_value`](Self::decode_value) carry a [`Value`] — what travels
+/// inside a [`Crypticle`](crate::Crypticle) — in a form each peer can tell
+/// apart from the other's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Serialization {
     /// msgpack with field names (`msgpack`).
@@ -144,9 +154,44 @@ impl Serialization {
             }
         }
     }
+
+    /// Packs a [`Value`]: msgpack with Salt's channel convention
+    /// ([`to_channel_bytes`]), or Brine's tagged bincode form (see
+    /// [`crate::serial`]'s bincode section), which starts with `0xc1`, the
+    /// byte msgpack never uses.
+    ///
+    /// # Errors
+    /// [`SerialError::TooLong`] (msgpack) or [`SerialError::Serialize`] (bincode).
+    pub fn encode_value(self, value: &Value) -> Result<Vec<u8>, SerialError> {
+        match self {
+            Serialization::Msgpack => to_channel_bytes(value),
+            Serialization::Bincode => value_bincode::encode(value),
+        }
+    }
+
+    /// Unpacks exactly one [`Value`] packed by [`encode_value`](Self::encode_value)
+    /// with the same choice, bounding nesting at [`DEFAULT_MAX_DEPTH`] either way.
+    ///
+    /// # Errors
+    /// [`SerialError::SerializationMismatch`] when `bytes` were packed with
+    /// the other choice (the peers' `serial` settings differ); otherwise the
+    /// decoder's [`SerialError`] for truncated, malformed or too deeply
+    /// nested input or trailing bytes.
+    pub fn decode_value(self, bytes: &[u8]) -> Result<Value, SerialError> {
+        match self {
+            Serialization::Msgpack if bytes.first() == Some(&value_bincode::TAG) => {
+                Err(SerialError::SerializationMismatch {
+                    expected: Serialization::Msgpack,
+                    found: Serialization::Bincode,
+                })
+            }
+            Serialization::Msgpack => Value::decode(bytes),
+            Serialization::Bincode => value_bincode::decode(bytes, DEFAULT_MAX_DEPTH),
+        }
+    }
 }
 
-fn bincode_config() -> impl bincode::config::Config {
+pub(super) fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<BINCODE_LIMIT>()
 }
 

@@ -103,6 +103,7 @@ pub(crate) fn candidate<'a>(load: &'a AuthLoad, on_file: &'a KeyOnFile) -> Candi
         autoreject: false,
         connected: 0,
         is_connected: false,
+        serial: load.serial.as_deref(),
     }
 }
 

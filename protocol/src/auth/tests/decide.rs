@@ -82,6 +82,7 @@ fn invalid_ids_and_keys_are_refused_silently() {
         act: AuthAct::Accept,
         key_ops: vec![],
         fire_event: true,
+        serial: crate::Serialization::Msgpack,
     };
     let reply = build_auth_reply(&accept, &load, master_key(), "a", "b", 1).unwrap();
     let inner = Value::decode(reply.get("load").unwrap().as_bytes().unwrap()).unwrap();
@@ -119,6 +120,7 @@ fn decisions_apply_to_the_pki_dir() {
             to: KeyState::Rejected,
         }],
         fire_event: true,
+        serial: crate::Serialization::Msgpack,
     };
     d.apply(&pki, "m2").unwrap();
     assert_eq!(KeyOnFile::read(&pki, "m2").unwrap(), KeyOnFile::Rejected);

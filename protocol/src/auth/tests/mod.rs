@@ -4,6 +4,7 @@
 mod decide;
 mod refusals;
 mod round_trip;
+mod serial;
 
 use super::*;
 use crate::crypto::{Crypticle, PrivateKey, Zeroizing};
@@ -51,6 +52,7 @@ fn candidate<'a>(load: &'a AuthLoad, on_file: &'a KeyOnFile) -> Candidate<'a> {
         autoreject: false,
         connected: 0,
         is_connected: false,
+        serial: load.serial.as_deref(),
     }
 }
 
