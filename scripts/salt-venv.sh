@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the project's Python venv with stock Salt 3007.8 and its
-# runtime dependencies, for interop tests and side-by-side benchmarks.
+# runtime dependencies, plus pepper 0.7.6 (salt-api's client, for the netapi
+# compatibility test), for interop tests and side-by-side benchmarks.
 #
 # Salt 3007.8's wheel pins versions the package index no longer serves, so it
 # is installed with --no-deps and its runtime dependencies are named here.
@@ -13,6 +14,10 @@ venv=${1:-${BRINE_VENV:-$repo/.venv}}
 stamp="$venv/.brine-salt-3007.8"
 
 if [ -f "$stamp" ] && "$venv/bin/python" -c 'import salt, zmq' 2>/dev/null; then
+  # venvs made before the netapi tests lack pepper (salt-api's CLI client)
+  if ! "$venv/bin/python" -c 'import pepper' 2>/dev/null; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps salt-pepper==0.7.6 >&2
+  fi
   echo "$venv/bin/python"
   exit 0
 fi
@@ -21,6 +26,8 @@ python=${PYTHON:-python3}
 "$python" -m venv "$venv" >&2
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2 || true
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps salt==3007.8 >&2
+# pepper (salt-api's command-line client) has no dependencies of its own
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps salt-pepper==0.7.6 >&2
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
   pyyaml msgpack jinja2 pyzmq cryptography pycryptodomex looseversion packaging psutil \
   requests distro jmespath markupsafe aiohttp python-dateutil tornado >&2

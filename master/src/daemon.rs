@@ -20,6 +20,7 @@ use crate::events::Events;
 use crate::handler::Handler;
 use crate::job_cache::{JobCache, SqliteJobCache};
 use crate::keys::clear_aes_rotation_request;
+use crate::netapi::NetapiHandle;
 use crate::state::{Shared, SharedParts, grains_dir, sessions_dir};
 use crate::supervisor::{Supervisor, component};
 
@@ -40,6 +41,7 @@ pub struct MasterHandle {
     supervisor: Supervisor,
     publish_addr: SocketAddr,
     ret_addr: SocketAddr,
+    netapi: Option<NetapiHandle>,
 }
 
 impl Master {
@@ -111,7 +113,7 @@ impl Master {
         }));
 
         let mut req_opts = ServerOptions::new(SocketAddr::new(config.interface, config.ret_port));
-        req_opts.settings = settings;
+        req_opts.settings = settings.clone();
         req_opts.tls = tls;
         let handler = Arc::new(Handler::new(Arc::clone(&shared)));
         let requests = match transport.bind_requests(req_opts, handler).await {
@@ -130,6 +132,30 @@ impl Master {
             "maintenance",
             component(move || crate::maintenance::run(Arc::clone(&for_maintenance))),
         );
+        let netapi = match config.rest.clone() {
+            None => None,
+            Some(rest) => {
+                let parts = crate::netapi::Parts {
+                    config: config.clone(),
+                    rest,
+                    shared: Arc::clone(&shared),
+                    bus: Arc::clone(&bus),
+                    transport: Arc::clone(&transport),
+                    ret_addr,
+                    settings,
+                };
+                match crate::netapi::start(parts).await {
+                    Ok(handle) => Some(handle),
+                    Err(err) => {
+                        supervisor.shutdown().await;
+                        let _ = requests.close().await;
+                        let _ = publisher.close().await;
+                        let _ = bus.close().await;
+                        return Err(err.into());
+                    }
+                }
+            }
+        };
         info!(
             transport = transport.name(),
             publish = %publish_addr,
@@ -143,6 +169,7 @@ impl Master {
             supervisor,
             publish_addr,
             ret_addr,
+            netapi,
         })
     }
 }
@@ -156,6 +183,11 @@ impl MasterHandle {
     /// Where the request server listens.
     pub fn ret_addr(&self) -> SocketAddr {
         self.ret_addr
+    }
+
+    /// Where the REST API listens, when the config enables it.
+    pub fn netapi_addr(&self) -> Option<SocketAddr> {
+        self.netapi.as_ref().map(NetapiHandle::local_addr)
     }
 
     /// The in-process side of the event bus.
@@ -176,6 +208,9 @@ impl MasterHandle {
     /// Stops the components, closes the channels and the event bus.
     pub async fn shutdown(mut self) {
         info!("the brine master is shutting down");
+        if let Some(netapi) = self.netapi.take() {
+            netapi.shutdown().await;
+        }
         self.supervisor.shutdown().await;
         if let Err(err) = self.requests.close().await {
             warn!(error = %err, "closing the request server failed");

@@ -48,6 +48,9 @@ pub enum MasterError {
         #[source]
         source: TransportError,
     },
+    /// The REST API (`rest_api:`) could not start.
+    #[error(transparent)]
+    Netapi(#[from] crate::netapi::NetapiError),
     /// A crypto primitive failed while setting up (random source, keys).
     #[error("crypto setup failed: {0}")]
     Crypto(String),
@@ -58,7 +61,8 @@ impl MasterError {
     /// `EX_UNAVAILABLE`-style port check, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            MasterError::PortInUse { .. } => 4,
+            MasterError::PortInUse { .. }
+            | MasterError::Netapi(crate::netapi::NetapiError::PortInUse { .. }) => 4,
             _ => 1,
         }
     }

@@ -8,7 +8,9 @@
 //! transport's event bus, in process and over IPC under `sock_dir`) and
 //! Maintenance (job pruning, key changes, AES rotation), under a
 //! supervisor that restarts a failed component. [`client::LocalClient`]
-//! publishes jobs and collects returns from another process.
+//! publishes jobs and collects returns from another process. With a
+//! `rest_api:` section the master also serves the salt-api compatible
+//! REST API, live events and web UI ([`netapi`]).
 //!
 //! The master never names a backend: it takes the transport the
 //! `transport` key names from a [`Registry`](brine_transport_api::Registry).
@@ -44,6 +46,7 @@ mod handler;
 pub mod job_cache;
 pub mod keys;
 mod maintenance;
+pub mod netapi;
 pub mod output;
 pub mod runners;
 mod state;

@@ -140,8 +140,10 @@ impl Shared {
         public: PublicKey,
     ) -> Result<Arc<Crypticle>, brine_protocol::CryptoError> {
         let path = sessions_dir(&self.config.cachedir).join(id);
-        let existing = self
-            .read_sessions()
+        // One check-and-create at a time: a stock minion signs in from two
+        // channels at once, and both must get the same session key.
+        let mut sessions = self.write_sessions();
+        let existing = sessions
             .get(id)
             .map(|s| Arc::clone(&s.crypticle))
             .filter(|_| is_fresh(&path, self.config.publish_session))
@@ -163,7 +165,7 @@ impl Shared {
                 fresh
             }
         };
-        self.write_sessions().insert(
+        sessions.insert(
             id.to_owned(),
             Session {
                 crypticle: Arc::clone(&crypticle),

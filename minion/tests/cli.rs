@@ -213,6 +213,7 @@ fn quickstart() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let (publish, ret) = (free_port().to_string(), free_port().to_string());
+    let api = free_port().to_string();
     let mut child = Command::new(bin("brine-quickstart"))
         .args(["--state-dir", state.to_str().unwrap(), "--transport", "tcp"])
         .args([
@@ -220,6 +221,8 @@ fn quickstart() {
             &publish,
             "--ret-port",
             &ret,
+            "--api-port",
+            &api,
             "--id",
             "local",
         ])
@@ -247,6 +250,20 @@ fn quickstart() {
     let pinged = run("brine", &["-c", &etc, "*", "test.ping", "--out", "json"]);
     assert!(pinged.ok(), "{pinged:?}");
     assert_eq!(merged(&pinged.stdout)["local"], Json::Bool(true));
+    // the REST API: admin logs in with the password the first run wrote
+    assert!(
+        banner.contains(&format!("curl -si http://127.0.0.1:{api}/login")),
+        "{banner}"
+    );
+    let password = std::fs::read_to_string(state.join("etc/api-password")).unwrap();
+    let login = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{api}/login")])
+        .args(["-d", "username=admin", "-d", "eauth=file", "-d"])
+        .arg(format!("password={}", password.trim()))
+        .output()
+        .expect("curl runs");
+    let reply: Json = serde_json::from_slice(&login.stdout).unwrap();
+    assert_eq!(reply["return"][0]["user"], Json::from("admin"), "{reply}");
     terminate(&child);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l == "Brine stopped."), "{rest:?}");

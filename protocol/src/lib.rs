@@ -55,3 +55,7 @@ pub use crypto::{Crypticle, CryptoError, PrivateKey, PublicKey};
 pub use envelope::{EnvelopeError, PublishError, RequestError};
 pub use keys::KeyError;
 pub use serial::{SerialError, Serialization, Value};
+/// One YAML document as Salt's `salt.utils.yaml.safe_load` reads it (the
+/// netapi's `application/x-yaml` bodies); see `yamlify_arg` in [`args`] for
+/// how command-line strings are typed.
+pub use yaml::{YamlError, safe_load as load_yaml};

@@ -31,9 +31,10 @@ const MAX_NODES: usize = 100_000;
 const MAX_DEPTH: usize = 64;
 
 /// Why a text could not be loaded; the message is for logs only.
+/// Public through [`crate::load_yaml`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct YamlError(String);
+pub struct YamlError(String);
 
 fn err<T>(msg: impl Into<String>) -> Result<T, YamlError> {
     Err(YamlError(msg.into()))
@@ -71,7 +72,7 @@ struct Builder {
 /// # Errors
 /// [`YamlError`] for malformed YAML or anything Salt's loader refuses (see the
 /// module docs).
-pub(crate) fn safe_load(text: &str) -> Result<Value, YamlError> {
+pub fn safe_load(text: &str) -> Result<Value, YamlError> {
     let mut builder = Builder {
         stack: Vec::new(),
         anchors: Vec::new(),

@@ -239,12 +239,16 @@ async fn forward_events(
     loop {
         tokio::select! {
             received = rx.recv() => match received {
-                Ok(event) if event.tag.starts_with(&prefix) => {
-                    let frame = encode(KIND_EVENT, &event.tag, &event.data);
+                Ok(event) => {
+                    let matched = event.tag.starts_with(&prefix);
                     let sent = async {
-                        write_frame(&mut writer, &frame, max_frame, PEER).await?;
-                        // Flush only when no more events are already queued.
-                        if rx.is_empty() {
+                        if matched {
+                            let frame = encode(KIND_EVENT, &event.tag, &event.data);
+                            write_frame(&mut writer, &frame, max_frame, PEER).await?;
+                        }
+                        // Flush once no more events are queued, matching or
+                        // not: a buffered frame must not wait for the next match.
+                        if rx.is_empty() && !writer.buffer().is_empty() {
                             writer.flush().await.map_err(|e| TransportError::from_io(PEER, e))?;
                         }
                         Ok::<_, TransportError>(())
@@ -261,7 +265,6 @@ async fn forward_events(
                         }
                     }
                 }
-                Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     warn!(missed, prefix = %prefix, "event subscriber stopped reading; dropped so it delays nobody");
                     return;
@@ -449,6 +452,28 @@ mod tests {
         assert_eq!(remote.next().await.unwrap().data, Bytes::from_static(b"a"));
         bus.close().await.unwrap();
         assert!(!opts.socket_path().exists());
+    }
+
+    #[tokio::test]
+    async fn a_match_followed_only_by_other_events_is_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = EventBusOptions::new(dir.path(), "master");
+        let bus = IpcEventBus::bind(&opts).await.unwrap();
+        let client = IpcEventClient::new(&opts);
+        let mut remote = client.subscribe("salt/job/1/").await.unwrap();
+        // One burst: the match is queued ahead of events for other jobs.
+        bus.fire(Event::new("salt/job/1/ret/m1", "r")).unwrap();
+        for i in 2..12 {
+            bus.fire(Event::new(format!("salt/job/{i}/ret/m1"), ""))
+                .unwrap();
+        }
+        // The bound only turns a lost frame into a failure instead of a hang.
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), remote.next())
+            .await
+            .expect("the buffered match is flushed")
+            .unwrap();
+        assert_eq!(got.tag, "salt/job/1/ret/m1");
+        bus.close().await.unwrap();
     }
 
     #[tokio::test]

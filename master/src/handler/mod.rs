@@ -1,13 +1,15 @@
 //! The request handler: every request the ReqServer receives, from
 //! minions (`_auth`, `_return`, `_minion_event`, `_pillar`) and from local
 //! clients (`publish`, `get_returns`, `get_load`, `list_jobs`, `present`),
-//! gets exactly one reply.
+//! gets exactly one reply. The file-server, mine and peer requests a stock
+//! Salt minion may send get the empty answers of `fileserver`.
 //!
 //! Refusals are logged with the reason, never with payloads or keys. RSA
 //! work (opening aes requests, `_auth`, publishing) runs on the blocking
 //! pool so the workers stay responsive.
 
 mod auth;
+mod fileserver;
 mod local;
 mod minion;
 mod publish;
@@ -25,6 +27,8 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use crate::state::Shared;
+
+pub(crate) use publish::compute_expected as expected_minions;
 
 /// Salt's reply when a handler fails unexpectedly.
 const HANDLER_FAILED: &str = "Some exception handling minion payload";
@@ -96,6 +100,12 @@ impl Handler {
                 match cmd {
                     "_return" => minion::handle_return(&self.shared, &id, load).await,
                     "_minion_event" => minion::handle_event(&self.shared, &id, load).await,
+                    other if fileserver::handles(other) => Reply::Aes(fileserver::answer(
+                        &self.shared.config.nodegroups,
+                        &id,
+                        other,
+                        &load,
+                    )),
                     other => {
                         warn!(%peer, minion = %id, cmd = other, "refused aes request: unknown cmd");
                         Reply::Aes(Value::Bool(false))
@@ -116,6 +126,7 @@ impl RequestHandler for Handler {
                 return seal(&err.reply());
             }
         };
+        debug!(%peer, cmd = opened.cmd().unwrap_or(""), "request");
         let aes = match &opened {
             OpenedRequest::Aes { id, nonce, .. } => Some((id.clone(), nonce.clone())),
             OpenedRequest::Clear { .. } => None,

@@ -178,7 +178,10 @@ pub(super) async fn handle(shared: &Arc<Shared>, load: Value, peer: &Peer) -> Re
     ))
 }
 
-fn compute_expected(
+/// The minions a publish of `target` expects (accepted keys and the
+/// grains cache); also what the netapi checks `{target: [...]}` eauth
+/// entries with. Blocking (lists `pki_dir`).
+pub(crate) fn compute_expected(
     shared: &Shared,
     target: &Target,
     nodegroups: &Nodegroups,

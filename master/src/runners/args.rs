@@ -73,6 +73,43 @@ impl Bound {
         Ok(Bound { by_name })
     }
 
+    /// Binds already typed values (a REST lowstate's `arg` and keyword
+    /// arguments) to `signature`. Text stays text (a jid keeps its
+    /// digits); numbers keep their decimal text for [`Bound::string`].
+    ///
+    /// # Errors
+    /// [`RunnerError::InvalidArguments`] with Python's `TypeError` text.
+    pub(crate) fn bind_values(
+        function: &str,
+        signature: &Signature,
+        args: &[Value],
+        kwargs: &[(String, Value)],
+    ) -> Result<Bound, RunnerError> {
+        let arg = |value: &Value| Arg {
+            text: match value {
+                Value::Str(s) => s.clone(),
+                other => py_str(other),
+            },
+            value: value.clone(),
+        };
+        let short = function.rsplit('.').next().unwrap_or(function);
+        let mut typed = Kwargs::new();
+        for (name, value) in kwargs {
+            typed.insert(name.clone(), value.clone());
+        }
+        signature
+            .bind(short, args, &typed)
+            .map_err(RunnerError::InvalidArguments)?;
+        let mut by_name = BTreeMap::new();
+        for (param, value) in signature.params().iter().zip(args) {
+            by_name.insert(param.name.to_string(), arg(value));
+        }
+        for (name, value) in kwargs {
+            by_name.insert(name.clone(), arg(value));
+        }
+        Ok(Bound { by_name })
+    }
+
     /// The typed value of `name`, if given.
     pub(crate) fn value(&self, name: &str) -> Option<&Value> {
         self.by_name.get(name).map(|a| &a.value)

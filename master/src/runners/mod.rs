@@ -182,7 +182,34 @@ impl Runner {
     pub async fn run(&self, fun: &str, args: &[String]) -> Result<RunnerOutput, RunnerError> {
         let function = function(fun)?;
         let bound = Bound::bind(function.name, &function.signature(), args)?;
-        let mut client = LocalClient::from_config(&self.config, &self.registry).await?;
+        let client = LocalClient::from_config(&self.config, &self.registry).await?;
+        self.execute(function, &bound, client).await
+    }
+
+    /// Runs `fun` with typed arguments (a REST lowstate's `arg` list and
+    /// keyword arguments) over `client`, a client already connected to
+    /// the master. Checks the function and its arguments first.
+    ///
+    /// # Errors
+    /// As [`Runner::run`].
+    pub async fn run_with(
+        &self,
+        client: LocalClient,
+        fun: &str,
+        args: &[Value],
+        kwargs: &[(String, Value)],
+    ) -> Result<RunnerOutput, RunnerError> {
+        let function = function(fun)?;
+        let bound = Bound::bind_values(function.name, &function.signature(), args, kwargs)?;
+        self.execute(function, &bound, client).await
+    }
+
+    async fn execute(
+        &self,
+        function: &RunnerFunction,
+        bound: &Bound,
+        mut client: LocalClient,
+    ) -> Result<RunnerOutput, RunnerError> {
         if let Some(secs) = bound.seconds("gather_job_timeout")? {
             client = client.with_gather_job_timeout(duration(secs));
         }
@@ -193,15 +220,15 @@ impl Runner {
         };
         match function.name {
             "jobs.active" => jobs::active(&ctx).await,
-            "jobs.list_job" => jobs::list_job(&ctx, &bound).await,
-            "jobs.list_jobs" => jobs::list_jobs(&ctx, &bound).await,
-            "jobs.lookup_jid" => jobs::lookup_jid(&ctx, &bound).await,
-            "jobs.print_job" => jobs::print_job(&ctx, &bound).await,
-            "manage.down" => manage::down(&ctx, &bound).await,
-            "manage.not_present" => manage::not_present(&ctx, &bound).await,
-            "manage.present" => manage::present(&ctx, &bound).await,
-            "manage.status" => manage::status(&ctx, &bound).await.map(RunnerOutput::new),
-            "manage.up" => manage::up(&ctx, &bound).await,
+            "jobs.list_job" => jobs::list_job(&ctx, bound).await,
+            "jobs.list_jobs" => jobs::list_jobs(&ctx, bound).await,
+            "jobs.lookup_jid" => jobs::lookup_jid(&ctx, bound).await,
+            "jobs.print_job" => jobs::print_job(&ctx, bound).await,
+            "manage.down" => manage::down(&ctx, bound).await,
+            "manage.not_present" => manage::not_present(&ctx, bound).await,
+            "manage.present" => manage::present(&ctx, bound).await,
+            "manage.status" => manage::status(&ctx, bound).await.map(RunnerOutput::new),
+            "manage.up" => manage::up(&ctx, bound).await,
             "manage.versions" => manage::versions(&ctx).await,
             other => Err(RunnerError::UnknownFunction {
                 name: other.to_owned(),
@@ -213,7 +240,7 @@ impl Runner {
 
 /// Whether a publish was refused because no minion matched the target
 /// (Salt's runners treat that as an empty result, not an error).
-fn is_no_minions(err: &ClientError) -> bool {
+pub(crate) fn is_no_minions(err: &ClientError) -> bool {
     matches!(err, ClientError::Refused(message) if message.starts_with("Master could not resolve minions"))
 }
 

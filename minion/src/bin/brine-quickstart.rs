@@ -5,6 +5,11 @@
 //! `root_dir: <state>`, so every path lands inside it), makes the minion's
 //! key pair and accepts it, then starts both. Later runs reuse the files.
 //! Ctrl-C (or SIGTERM) stops both cleanly.
+//!
+//! The master serves the REST API, live events and web UI on
+//! `127.0.0.1:<--api-port>` (8000) for the user `admin`, whose random
+//! password the first run writes to `<state>/etc/api-password` (the file
+//! eauth backend reads its SHA-256 from `<state>/etc/api-users`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,6 +25,10 @@ use clap::Parser;
 use tracing::info;
 
 const PROGRAM: &str = "brine-quickstart";
+/// The REST API's users file (file eauth, SHA-256 hashes), under `etc`.
+const API_USERS_FILE: &str = "api-users";
+/// The admin's password, under `etc` (owner-only).
+const API_PASSWORD_FILE: &str = "api-password";
 
 /// Start a Brine master and a local minion under a local state directory.
 #[derive(Debug, Parser)]
@@ -41,6 +50,9 @@ struct Args {
     /// The request (return) port for a new config.
     #[arg(long = "ret-port", default_value_t = 4506)]
     ret_port: u16,
+    /// The REST API port for a new config (on 127.0.0.1).
+    #[arg(long = "api-port", default_value_t = 8000)]
+    api_port: u16,
     /// The minion id for a new config (default: the host name).
     #[arg(long = "id")]
     id: Option<String>,
@@ -105,6 +117,16 @@ fn run(args: &Args) -> Result<(), String> {
             );
             println!("Try:   brine -c {etc_arg} '*' test.ping");
             println!("       brine-key -c {etc_arg} -L");
+            if let Some(api) = master.netapi_addr() {
+                let password = relative_to_cwd(&etc.join(API_PASSWORD_FILE));
+                println!("REST API and web UI: http://{api}/  (user admin, password in {password})");
+                println!(
+                    "       curl -si http://{api}/login -d username=admin -d password=\"$(cat {password})\" -d eauth=file"
+                );
+                println!(
+                    "       curl -s http://{api}/ -H 'X-Auth-Token: <token>' -d client=local -d tgt='*' -d fun=test.ping"
+                );
+            }
             println!("Stop with Ctrl-C.");
             info!("quickstart running");
             tokio::select! {
@@ -129,6 +151,21 @@ fn write_configs(args: &Args, state: &Path, etc: &Path) -> Result<(), String> {
     let root = state.display().to_string();
     let root = yaml_quote(&root);
     let transport = yaml_quote(&args.transport);
+    let users = etc.join(API_USERS_FILE);
+    let password_file = etc.join(API_PASSWORD_FILE);
+    if !users.exists() || !password_file.exists() {
+        let password = brine_protocol::crypto::gen_nonce()
+            .map_err(|e| format!("cannot make a password: {e}"))?;
+        write_atomic(&password_file, format!("{password}\n").as_bytes(), 0o600)
+            .map_err(|e| format!("cannot write {}: {e}", password_file.display()))?;
+        let line = format!(
+            "admin:{}\n",
+            brine_protocol::crypto::sha256_hex(password.as_bytes())
+        );
+        write_atomic(&users, line.as_bytes(), 0o600)
+            .map_err(|e| format!("cannot write {}: {e}", users.display()))?;
+    }
+    let users_path = yaml_quote(&users.display().to_string());
     let master = etc.join("master");
     if !master.exists() {
         let text = format!(
@@ -141,8 +178,18 @@ fn write_configs(args: &Args, state: &Path, etc: &Path) -> Result<(), String> {
              pki_dir: /pki/master\n\
              cachedir: /cache/master\n\
              sock_dir: /run/master\n\
-             log_file: /log/master\n",
-            args.publish_port, args.ret_port
+             log_file: /log/master\n\
+             rest_api:\n\
+             \x20 host: 127.0.0.1\n\
+             \x20 port: {}\n\
+             \x20 disable_ssl: true\n\
+             external_auth:\n\
+             \x20 file:\n\
+             \x20   ^filename: {users_path}\n\
+             \x20   ^hashtype: sha256\n\
+             \x20   admin: ['.*', '@runner', '@wheel', '@jobs']\n\
+             netapi_enable_clients: [local, local_async, local_batch, runner, wheel]\n",
+            args.publish_port, args.ret_port, args.api_port
         );
         write_atomic(&master, text.as_bytes(), 0o644)
             .map_err(|e| format!("cannot write {}: {e}", master.display()))?;

@@ -85,6 +85,10 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- {} log ({})", self.name, self.log.display());
+            eprintln!("{}", self.log());
+        }
     }
 }
 

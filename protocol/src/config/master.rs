@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::fields::{BACKEND_KEYS, Fields, kind};
 use super::paths::{self, defaults};
 use super::raw::{Missing, RawConfig, Role};
+use super::rest::{self, RestApiConfig};
 use super::types::{HASH_TYPES, LogLevel, hostname};
 use super::{ConfigError, Loaded};
 use crate::{Serialization, Value};
@@ -42,7 +43,8 @@ pub struct MasterConfig {
     pub transport: String,
     /// `worker_threads` (5): request workers.
     pub worker_threads: usize,
-    /// `serial` (`msgpack`): `bincode` between Brine peers only.
+    /// `serial` (`msgpack`): how the AES layer is packed; `bincode` between
+    /// Brine peers only, and minions must use the same.
     pub serial: Serialization,
     /// `user` (`root`).
     pub user: String,
@@ -134,6 +136,16 @@ pub struct MasterConfig {
     pub rest_cherrypy: Option<Value>,
     /// `rest_api` (unset): Brine's REST section, kept raw.
     pub rest_api: Option<Value>,
+    /// The REST API to serve, typed from `rest_api:` or (when that is not
+    /// set) salt-api's `rest_cherrypy:`; `None` when neither is set.
+    pub rest: Option<RestApiConfig>,
+    /// `netapi_enable_clients` (empty, as Salt ≥ 3006): the lowstate
+    /// clients the REST API runs (`local`, `local_async`, `local_batch`,
+    /// `runner`, `wheel`, …); any other is refused with 400.
+    pub netapi_enable_clients: Vec<String>,
+    /// `rest_timeout` (300 s): how long a synchronous runner call through
+    /// the REST API may take before it answers 504.
+    pub rest_timeout: Duration,
     /// Backend options (`zmq_*`, `tcp_*`, `quic_*`, `<transport>_*`,
     /// `pub_hwm`, `ipc_write_buffer`) as strings, sorted by key.
     pub transport_settings: Vec<(String, String)>,
@@ -195,6 +207,9 @@ impl Default for MasterConfig {
             publisher_acl: Value::map(),
             rest_cherrypy: None,
             rest_api: None,
+            rest: None,
+            netapi_enable_clients: Vec::new(),
+            rest_timeout: Duration::from_secs(300),
             transport_settings: Vec::new(),
         }
     }
@@ -310,6 +325,9 @@ impl MasterConfig {
             publisher_acl: f.map("publisher_acl")?,
             rest_cherrypy: f.raw_value("rest_cherrypy"),
             rest_api: f.raw_value("rest_api"),
+            rest: None,
+            netapi_enable_clients: f.string_list("netapi_enable_clients", &[])?,
+            rest_timeout: f.seconds("rest_timeout", 300)?,
             root_dir,
             transport,
             transport_settings: Vec::new(),
@@ -352,6 +370,11 @@ impl MasterConfig {
             }
         }
         let mut warnings = raw.warnings().to_vec();
+        c.rest = match (raw.get("rest_api"), raw.get("rest_cherrypy")) {
+            (Some(opt), _) => rest::read("rest_api", opt, &mut warnings)?,
+            (None, Some(opt)) => rest::read("rest_cherrypy", opt, &mut warnings)?,
+            (None, None) => None,
+        };
         let keys = f.used_keys();
         c.transport_settings = f.finish(&c.transport, &mut warnings);
         Ok((

@@ -60,6 +60,7 @@ mod master;
 mod minion;
 mod paths;
 mod raw;
+mod rest;
 mod types;
 mod yaml;
 
@@ -72,6 +73,7 @@ pub use master::MasterConfig;
 pub use minion::MinionConfig;
 pub use paths::DEFAULT_CONFIG_DIR;
 pub use raw::{Missing, RawConfig, RawOption, Role};
+pub use rest::{DEFAULT_MAX_REQUEST_BODY_SIZE, RestApiConfig};
 pub use types::{LogLevel, UnknownLogLevel, hostname};
 
 /// A typed config and the warnings met while loading it.
