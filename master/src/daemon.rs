@@ -101,16 +101,21 @@ impl Master {
         let aes = Crypticle::generate()
             .map_err(|e| MasterError::Crypto(e.to_string()))?
             .with_serialization(config.serial);
-        let shared = Arc::new(Shared::new(SharedParts {
-            config: config.clone(),
-            master_key,
-            aes,
-            root_key,
-            job_cache,
-            events: Events::new(Arc::clone(&bus)),
-            publisher: Arc::clone(&publisher),
-            publish_port: publish_addr.port(),
-        }));
+        let shared = Arc::new_cyclic(|me| {
+            Shared::new(
+                SharedParts {
+                    config: config.clone(),
+                    master_key,
+                    aes,
+                    root_key,
+                    job_cache,
+                    events: Events::new(Arc::clone(&bus)),
+                    publisher: Arc::clone(&publisher),
+                    publish_port: publish_addr.port(),
+                },
+                me.clone(),
+            )
+        });
 
         let mut req_opts = ServerOptions::new(SocketAddr::new(config.interface, config.ret_port));
         req_opts.settings = settings.clone();

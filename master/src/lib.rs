@@ -49,6 +49,7 @@ mod maintenance;
 pub mod netapi;
 pub mod output;
 pub mod runners;
+mod sequencer;
 mod state;
 mod supervisor;
 mod transports;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use brine_protocol::config::MasterConfig;
@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 use crate::events::Events;
 use crate::job_cache::JobCache;
 use crate::keys::AutoKey;
+use crate::sequencer::Sequencer;
 
 /// One minion's session: its session key and its accepted public key.
 #[derive(Debug, Clone)]
@@ -39,6 +40,7 @@ pub(crate) struct Shared {
     pub(crate) job_cache: Arc<dyn JobCache>,
     pub(crate) events: Events,
     pub(crate) publisher: Arc<dyn PublishServer>,
+    pub(crate) sequencer: Sequencer,
     pub(crate) autokey: AutoKey,
     pub(crate) publish_port: u16,
 }
@@ -65,7 +67,9 @@ pub(crate) struct SharedParts {
 }
 
 impl Shared {
-    pub(crate) fn new(parts: SharedParts) -> Shared {
+    /// The state, with its publishing task holding it weakly (`me`, from
+    /// `Arc::new_cyclic`).
+    pub(crate) fn new(parts: SharedParts, me: Weak<Shared>) -> Shared {
         let grains = load_grains(&grains_dir(&parts.config.cachedir));
         Shared {
             pki: MasterPki::new(&parts.config.pki_dir),
@@ -83,6 +87,7 @@ impl Shared {
             root_key: parts.root_key,
             job_cache: parts.job_cache,
             events: parts.events,
+            sequencer: Sequencer::spawn(me, Arc::clone(&parts.publisher)),
             publisher: parts.publisher,
             publish_port: parts.publish_port,
         }

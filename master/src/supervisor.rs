@@ -32,8 +32,9 @@ impl Supervisor {
             let mut restarts: u32 = 0;
             loop {
                 info!(component = name, "starting component");
-                let run = tokio::spawn(component());
-                match run.await {
+                // aborting this supervising task must end the component too
+                let mut run = AbortOnDrop(tokio::spawn(component()));
+                match (&mut run.0).await {
                     Ok(Ok(())) => {
                         info!(component = name, "component finished");
                         return;
@@ -57,6 +58,15 @@ impl Supervisor {
     pub(crate) async fn shutdown(&mut self) {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// A task handle that aborts its task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

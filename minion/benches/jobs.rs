@@ -2,15 +2,21 @@
 //! `LocalClient::cmd` on every built-in transport, against a raw tokio
 //! loopback TCP request/response measured in the same run.
 //!
-//! `cargo bench -p brine-minion --bench jobs [-- --quick] [-- --only tcp]`
+//! `cargo bench -p brine-minion --bench jobs [-- --quick] [-- --only tcp] [-- --no-rss]`
 //!
 //! Per transport:
 //! 1. an in-process master (`Master::start`) and one in-process minion
 //!    (`Minion::start`) on loopback, auto_accept: the latency of one job
-//!    (median, p99) and jobs/s, sequential and with 32 `cmd` calls in flight;
+//!    (median, p99) and jobs/s, sequential and with 32 jobs in flight, once
+//!    as 32 concurrent `cmd` calls and once with the publish requests
+//!    serialized by the bench (one `run_job` at a time, the 32 return
+//!    waits concurrent): concurrent publishes reach minions out of serial
+//!    order and the minion drops the late ones as stale, so the first
+//!    figure counts lost jobs and the second shows the pipeline's capacity;
 //! 2. the real `brine-master` binary as a separate process (from a generated
 //!    config dir) with 10 in-process minions: its VmRSS idle and after a
-//!    batch of jobs targeting all ten. The binary is looked up next to the
+//!    batch of jobs targeting all ten (publishes serialized as above). The
+//!    binary is looked up next to the
 //!    bench executable (`target/release/brine-master`) or in
 //!    `BRINE_MASTER_BIN`; without it this part is skipped with a hint.
 //!
@@ -41,8 +47,10 @@ const TRANSPORTS: [&str; 3] = ["zeromq", "tcp", "quic"];
 const IN_FLIGHT: usize = 32;
 /// Minions attached to the separate master process.
 const RSS_MINIONS: usize = 10;
-/// How long one `cmd` waits for its return before giving up.
-const JOB_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one job waits for its returns before it counts as lost.
+const JOB_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `cmd`'s `saltutil.find_job` round waits (after `JOB_TIMEOUT`).
+const GATHER_JOB_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long start-up steps (auth, first return) may take.
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -66,8 +74,13 @@ struct Row {
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     seq_per_s: Option<f64>,
+    /// 32 concurrent `cmd` calls.
     in_flight_per_s: Option<f64>,
+    /// Jobs whose return never came (sequential and concurrent `cmd`).
     failed: usize,
+    /// 32 in flight, publish requests serialized by the bench.
+    serialized_per_s: Option<f64>,
+    serialized_failed: usize,
     rss: Option<Rss>,
     notes: Vec<String>,
 }
@@ -94,6 +107,7 @@ fn main() -> Result<(), BoxError> {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
+    let no_rss = args.iter().any(|a| a == "--no-rss");
     let plan = if quick {
         Plan {
             sequential_jobs: 50,
@@ -119,11 +133,13 @@ fn main() -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(plan, quick, only))
+    runtime.block_on(run(plan, quick, only, no_rss))
 }
 
-async fn run(plan: Plan, quick: bool, only: Option<String>) -> Result<(), BoxError> {
+async fn run(plan: Plan, quick: bool, only: Option<String>, no_rss: bool) -> Result<(), BoxError> {
     let raw = bench_raw_tcp(plan).await?;
+    let sign_ms = tokio::task::spawn_blocking(publish_signature_ms).await??;
+    eprintln!("RSA-2048 publish signature: p50 {sign_ms:.2} ms");
     eprintln!(
         "raw tcp: p50 {:.1} µs, {:.0} req/s ({IN_FLIGHT} in flight)",
         raw.p50_us, raw.in_flight_per_s
@@ -144,6 +160,7 @@ async fn run(plan: Plan, quick: bool, only: Option<String>) -> Result<(), BoxErr
             row.notes.push(format!("in-process: {err}"));
         }
         match &master_bin {
+            _ if no_rss => row.notes.push("master RSS skipped (--no-rss)".to_owned()),
             Ok(bin) => {
                 eprintln!("{name}: brine-master process + {RSS_MINIONS} minions");
                 match bench_master_process(bin, name, plan).await {
@@ -158,7 +175,7 @@ async fn run(plan: Plan, quick: bool, only: Option<String>) -> Result<(), BoxErr
         }
         rows.push(row);
     }
-    let table = render(&rows, &raw, plan, quick);
+    let table = render(&rows, &raw, sign_ms, plan, quick);
     println!("{table}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
     std::fs::create_dir_all(&out)?;
@@ -175,57 +192,69 @@ fn opt(v: Option<f64>, prec: usize) -> String {
     v.map_or_else(|| "—".to_owned(), |v| format!("{v:.prec$}"))
 }
 
-fn render(rows: &[Row], raw: &Raw, plan: Plan, quick: bool) -> String {
+fn render(rows: &[Row], raw: &Raw, sign_ms: f64, plan: Plan, quick: bool) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "Jobs benchmark ({}): `test.ping` via `LocalClient::cmd`; {} sequential jobs, \
-         {} jobs with {IN_FLIGHT} in flight (1 minion, in-process master); \
-         master RSS from the `brine-master` process with {RSS_MINIONS} minions, \
-         idle and after {} jobs targeting all of them ({IN_FLIGHT} in flight).\n",
+        "Jobs benchmark ({}): `test.ping` through `LocalClient`. In-process master + 1 minion: \
+         {} sequential `cmd` jobs (latency, jobs/s), then {} jobs with {IN_FLIGHT} in flight, \
+         as {IN_FLIGHT} concurrent `cmd` calls and with the publish requests serialized \
+         (returns awaited concurrently). `brine-master` process + {RSS_MINIONS} in-process \
+         minions: master VmRSS idle and after {} jobs targeting all {RSS_MINIONS} \
+         ({IN_FLIGHT} in flight, serialized publishes). A job is lost when a return is \
+         missing after {JOB_TIMEOUT:?}.\n",
         if quick { "--quick" } else { "full" },
         plan.sequential_jobs,
         plan.in_flight_jobs,
         plan.rss_jobs,
     );
     t.push_str(
-        "| transport | job p50 (ms) | job p99 (ms) | p50 / raw RTT | jobs/s sequential | \
-         jobs/s (32 in flight) | failed | master RSS idle (MB) | master RSS after (MB) | \
-         master peak RSS (MB) | jobs/s ×10 minions (32 in flight) |\n",
+        "| transport | job p50 (ms) | job p99 (ms) | p50 / raw | jobs/s sequential | \
+         jobs/s, 32 concurrent `cmd` | lost | jobs/s, 32 in flight, serialized publish | lost | \
+         master RSS idle (MB) | master RSS after (MB) | master peak RSS (MB) | \
+         jobs/s ×10 minions | lost |\n",
     );
-    t.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    t.push_str(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     let _ = writeln!(
         t,
-        "| raw tokio TCP request/response (reference) | {:.3} | {:.3} | 1x | {:.0} | {:.0} | 0 | — | — | — | — |",
+        "| raw tokio TCP, 100-byte request/response (reference) | {:.3} | {:.3} | 1x | {:.0} | {:.0} | — | {:.0} | — | — | — | — | — | — |",
         raw.p50_us / 1000.0,
         raw.p99_us / 1000.0,
         raw.seq_per_s,
         raw.in_flight_per_s,
+        raw.in_flight_per_s,
     );
     for r in rows {
         let ratio = r.p50_ms.map(|p| p * 1000.0 / raw.p50_us);
-        let (idle, after, peak, rss_rate, rss_failed) = match &r.rss {
-            Some(s) => (
-                format!("{:.1}", s.idle_mb),
-                format!("{:.1}", s.after_mb),
-                format!("{:.1}", s.peak_mb),
-                format!("{:.0}", s.jobs_per_s),
-                s.failed,
+        let rss = match &r.rss {
+            Some(s) => format!(
+                "{:.1} | {:.1} | {:.1} | {:.0} | {}",
+                s.idle_mb, s.after_mb, s.peak_mb, s.jobs_per_s, s.failed
             ),
-            None => ("—".into(), "—".into(), "—".into(), "—".into(), 0),
+            None => "— | — | — | — | —".to_owned(),
         };
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} | {} | {} | {idle} | {after} | {peak} | {rss_rate} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {rss} |",
             r.name,
             opt(r.p50_ms, 3),
             opt(r.p99_ms, 3),
             ratio.map_or_else(|| "—".to_owned(), |x| format!("{x:.0}x")),
             opt(r.seq_per_s, 0),
             opt(r.in_flight_per_s, 0),
-            r.failed + rss_failed,
+            r.failed,
+            opt(r.serialized_per_s, 0),
+            r.serialized_failed,
         );
     }
+    let _ = writeln!(
+        t,
+        "\nPer job the master signs the publish (`sign_pub_messages`, on by default as in \
+         Salt): one RSA-2048 PKCS#1 v1.5 signature with the master key took {sign_ms:.2} ms \
+         (p50, this run)."
+    );
     let _ = writeln!(
         t,
         "\nTargets (reported, not asserted): job median < {TARGET_MEDIAN_MS} ms; \
@@ -242,13 +271,23 @@ fn render(rows: &[Row], raw: &Raw, plan: Plan, quick: bool) -> String {
         }
         if let Some(rate) = r.in_flight_per_s {
             verdicts.push(format!(
-                "{rate:.0} jobs/s {}",
-                mark(rate >= TARGET_JOBS_PER_S)
+                "{rate:.0} jobs/s with concurrent `cmd` ({} lost) {}",
+                r.failed,
+                mark(rate >= TARGET_JOBS_PER_S && r.failed == 0)
+            ));
+        }
+        if let Some(rate) = r.serialized_per_s {
+            verdicts.push(format!(
+                "{rate:.0} jobs/s with serialized publishes {}",
+                mark(rate >= TARGET_JOBS_PER_S && r.serialized_failed == 0)
             ));
         }
         if let Some(s) = &r.rss {
-            let worst = s.after_mb.max(s.idle_mb);
-            verdicts.push(format!("RSS {worst:.1} MB {}", mark(worst < TARGET_RSS_MB)));
+            let worst = s.after_mb.max(s.idle_mb).max(s.peak_mb);
+            verdicts.push(format!(
+                "master RSS ≤ {worst:.1} MB {}",
+                mark(worst < TARGET_RSS_MB)
+            ));
         }
         let _ = writeln!(t, "- {}: {}", r.name, verdicts.join(", "));
         for note in &r.notes {
@@ -348,22 +387,39 @@ async fn warm_up(client: &LocalClient, expected: usize) -> Result<(), BoxError> 
     }
 }
 
-/// Runs `jobs` pings of `tgt` with `IN_FLIGHT` concurrent `cmd` calls;
-/// (jobs/s, failed jobs), a job failing when a return is missing.
+/// How the in-flight jobs reach the master.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Every worker calls `LocalClient::cmd`.
+    Cmd,
+    /// One publish request at a time (a bench-side gate around `run_job`),
+    /// returns awaited concurrently.
+    SerializedPublish,
+}
+
+/// Runs `jobs` pings of every minion with `IN_FLIGHT` workers;
+/// (jobs/s, lost jobs), a job being lost when a return is missing.
 async fn pings_in_flight(
     client: &Arc<LocalClient>,
     jobs: usize,
     expected: usize,
+    mode: Mode,
 ) -> Result<(f64, usize), BoxError> {
     let per_worker = jobs.div_ceil(IN_FLIGHT);
+    let gate = Arc::new(tokio::sync::Mutex::new(()));
     let start = Instant::now();
     let mut workers = JoinSet::new();
     for _ in 0..IN_FLIGHT {
         let client = Arc::clone(client);
+        let gate = Arc::clone(&gate);
         workers.spawn(async move {
             let mut failed = 0;
             for _ in 0..per_worker {
-                if !ping(&client, expected).await? {
+                let ok = match mode {
+                    Mode::Cmd => ping(&client, expected).await?,
+                    Mode::SerializedPublish => ping_gated(&client, &gate, expected).await?,
+                };
+                if !ok {
                     failed += 1;
                 }
             }
@@ -378,7 +434,8 @@ async fn pings_in_flight(
     Ok((rate, failed))
 }
 
-/// One `test.ping` to every minion; whether all `expected` returned `true`.
+/// One `test.ping` to every minion through `cmd`; whether all `expected`
+/// returned `true`.
 async fn ping(client: &LocalClient, expected: usize) -> Result<bool, BoxError> {
     let result = client
         .cmd(&JobSpec::new("*", "test.ping"), Some(JOB_TIMEOUT))
@@ -399,6 +456,38 @@ async fn ping(client: &LocalClient, expected: usize) -> Result<bool, BoxError> {
     Ok(ok)
 }
 
+/// One `test.ping` to every minion, its publish request made while holding
+/// `gate`; whether all `expected` returned `true` within `JOB_TIMEOUT`.
+async fn ping_gated(
+    client: &LocalClient,
+    gate: &tokio::sync::Mutex<()>,
+    expected: usize,
+) -> Result<bool, BoxError> {
+    let mut stream = {
+        let _turn = gate.lock().await;
+        client.run_job(&JobSpec::new("*", "test.ping")).await?
+    };
+    let jid = stream.published().jid.clone();
+    let deadline = tokio::time::Instant::now() + JOB_TIMEOUT;
+    let mut ok = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < expected {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(ret)) => {
+                if ret.ret.as_bool() == Some(true) {
+                    ok += 1;
+                }
+                seen.insert(ret.id);
+            }
+            _ => break,
+        }
+    }
+    if ok != expected {
+        eprintln!("job {jid}: {ok} of {expected} returns");
+    }
+    Ok(ok == expected)
+}
+
 // ------------------------------------------------- in-process master, 1 minion
 
 async fn bench_in_process(transport: &str, plan: Plan, row: &mut Row) -> Result<(), BoxError> {
@@ -416,7 +505,9 @@ async fn bench_in_process(transport: &str, plan: Plan, row: &mut Row) -> Result<
                 &config.cachedir,
                 Settings::default(),
             )
-            .await?,
+            .await?
+            .with_timeout(JOB_TIMEOUT)
+            .with_gather_job_timeout(GATHER_JOB_TIMEOUT),
         );
         let measured = async {
             warm_up(&client, 1).await?;
@@ -443,10 +534,19 @@ async fn bench_in_process(transport: &str, plan: Plan, row: &mut Row) -> Result<
                 row.p99_ms.unwrap_or_default(),
                 row.seq_per_s.unwrap_or_default()
             );
-            let (rate, failed) = pings_in_flight(&client, plan.in_flight_jobs, 1).await?;
+            let (rate, failed) =
+                pings_in_flight(&client, plan.in_flight_jobs, 1, Mode::SerializedPublish).await?;
+            row.serialized_per_s = Some(rate);
+            row.serialized_failed = failed;
+            eprintln!(
+                "{transport}: {rate:.0} jobs/s, {IN_FLIGHT} in flight, serialized publishes \
+                 ({failed} lost)"
+            );
+            let (rate, failed) =
+                pings_in_flight(&client, plan.in_flight_jobs, 1, Mode::Cmd).await?;
             row.in_flight_per_s = Some(rate);
             row.failed += failed;
-            eprintln!("{transport}: {rate:.0} jobs/s with {IN_FLIGHT} in flight ({failed} failed)");
+            eprintln!("{transport}: {rate:.0} jobs/s, {IN_FLIGHT} concurrent cmd ({failed} lost)");
             Ok::<_, BoxError>(())
         }
         .await;
@@ -473,7 +573,20 @@ fn master_binary() -> Result<PathBuf, String> {
         .and_then(Path::parent)
         .map(|dir| dir.join("brine-master"));
     match candidate {
-        Some(bin) if bin.is_file() => Ok(bin),
+        Some(bin) if bin.is_file() => {
+            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            if let (Some(bin_time), Some(exe_time)) = (modified(&bin), modified(&exe))
+                && bin_time < exe_time
+            {
+                eprintln!(
+                    "note: {} is older than this bench; rebuild it with \
+                     `cargo build --release -p brine-master --bin brine-master` if the \
+                     master changed",
+                    bin.display()
+                );
+            }
+            Ok(bin)
+        }
         _ => {
             let hint = "master RSS skipped: no brine-master binary next to the bench; build it with \
                  `cargo build --release -p brine-master --bin brine-master` (or set BRINE_MASTER_BIN)";
@@ -602,19 +715,22 @@ async fn bench_master_process(bin: &Path, transport: &str, plan: Plan) -> Result
         let client = Arc::new(
             LocalClient::from_config(&config, &Registry::builtin())
                 .await?
-                .with_timeout(JOB_TIMEOUT),
+                .with_timeout(JOB_TIMEOUT)
+                .with_gather_job_timeout(GATHER_JOB_TIMEOUT),
         );
         let measured = async {
             warm_up(&client, RSS_MINIONS).await?;
             tokio::time::sleep(Duration::from_secs(1)).await;
             let (idle_mb, _) = rss_mb(process.pid())?;
             eprintln!("{transport}: master RSS idle {idle_mb:.1} MB");
-            let (jobs_per_s, failed) = pings_in_flight(&client, plan.rss_jobs, RSS_MINIONS).await?;
+            let (jobs_per_s, failed) =
+                pings_in_flight(&client, plan.rss_jobs, RSS_MINIONS, Mode::SerializedPublish)
+                    .await?;
             tokio::time::sleep(Duration::from_secs(1)).await;
             let (after_mb, peak_mb) = rss_mb(process.pid())?;
             eprintln!(
                 "{transport}: master RSS after {} jobs {after_mb:.1} MB (peak {peak_mb:.1}), \
-                 {jobs_per_s:.0} jobs/s ({failed} failed)",
+                 {jobs_per_s:.0} jobs/s ({failed} lost)",
                 plan.rss_jobs
             );
             Ok::<_, BoxError>(Rss {
@@ -642,6 +758,21 @@ async fn bench_master_process(bin: &Path, transport: &str, plan: Plan) -> Result
         }
     }
     result
+}
+
+/// p50 of one RSA-2048 signature over a publish-sized payload with a
+/// fresh master-sized key, in ms: what `wrap_publish` pays per job.
+fn publish_signature_ms() -> Result<f64, BoxError> {
+    let key = brine_protocol::PrivateKey::generate(2048)?;
+    let payload = vec![0x5a_u8; 512];
+    let mut samples = Vec::with_capacity(50);
+    for _ in 0..50 {
+        let t = Instant::now();
+        key.sign(&payload)?;
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    Ok(percentile(&samples, 0.5) * 1000.0)
 }
 
 // ------------------------------------------------------------ raw reference

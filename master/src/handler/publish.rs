@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use brine_protocol::envelope::{PublishJob, wrap_publish};
+use brine_protocol::envelope::PublishJob;
 use brine_protocol::jid::{gen_jid, is_jid};
 use brine_protocol::keys::KeyState;
 use brine_protocol::target::{
@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::{Reply, authentication_error, clear_load, is_root_key};
 use crate::job_cache::JobLoad;
+use crate::sequencer::Outgoing;
 use crate::state::Shared;
 
 fn ids(list: &[String]) -> Value {
@@ -141,31 +142,13 @@ pub(super) async fn handle(shared: &Arc<Shared>, load: Value, peer: &Peer) -> Re
         .events
         .fire(&tags::job_publish(&jid), publish_load.clone());
 
-    let frame = {
-        let shared = Arc::clone(shared);
-        tokio::task::spawn_blocking(move || {
-            let aes = shared.aes();
-            wrap_publish(
-                &publish_load,
-                &aes,
-                &shared.master_key,
-                shared.config.sign_pub_messages,
-                &shared.serials,
-            )
-        })
-        .await
+    let outgoing = Outgoing {
+        jid: jid.clone(),
+        load: publish_load,
+        audience: Audience::Minions(expected.minions.clone()),
     };
-    match frame {
-        Ok(Ok(frame)) => {
-            let audience = Audience::Minions(expected.minions.clone());
-            if let Err(err) = shared.publisher.publish(frame, &audience).await {
-                warn!(jid = %jid, error = %err, "could not publish the job");
-            } else {
-                debug!(jid = %jid, minions = expected.minions.len(), "job published");
-            }
-        }
-        Ok(Err(err)) => warn!(jid = %jid, error = %err, "could not wrap the job for publishing"),
-        Err(_) => warn!(jid = %jid, "wrapping the job failed"),
+    if shared.sequencer.publish(outgoing).await.is_ok() {
+        debug!(jid = %jid, minions = expected.minions.len(), "job queued for the minions");
     }
     Reply::Clear(clear_load(
         [

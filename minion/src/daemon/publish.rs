@@ -84,7 +84,7 @@ pub(crate) async fn open(shared: &Shared, frame: &[u8], jids: &mut JidQueue) -> 
             }
         }
         Err(err @ PublishError::Stale { .. }) => {
-            debug!(error = %err, "stale publish dropped");
+            warn!(error = %err, "stale or replayed publish dropped");
             return Accepted::Dropped;
         }
         Err(err) => {

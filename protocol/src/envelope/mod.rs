@@ -45,7 +45,7 @@ pub use client::{
 pub use error::{EnvelopeError, LoadError, PublishError, RequestError};
 pub use job::{PublishJob, PublishLoad, condition_input};
 pub use pillar::{open_private_pillar, seal_private_pillar};
-pub use publish::{SerialCounter, unwrap_publish, wrap_publish};
+pub use publish::{SerialCounter, unwrap_publish, wrap_publish, wrap_publish_with_serial};
 pub use replay::{ReplayError, ReplayGuard};
 pub use ret::{JobReturn, MinionEvent, ReturnLoad, is_blacklisted_minion_tag, minion_event_fires};
 pub use server::{OpenedRequest, open_request, seal_aes_reply, seal_clear_reply};

@@ -82,6 +82,26 @@ pub fn wrap_publish(
         return Err(PublishError::Load(LoadError::NotAMap));
     }
     let serial = serials.next_serial().ok_or(PublishError::SerialExhausted)?;
+    wrap_publish_with_serial(load, aes, master_key, sign, serial)
+}
+
+/// [`wrap_publish`] with a serial the caller reserved: a publisher that
+/// signs several publishes at once reserves serials in order and sends the
+/// frames in that order, since a minion drops a serial lower than the last
+/// one it accepted.
+///
+/// # Errors
+/// As [`wrap_publish`], but for [`PublishError::SerialExhausted`].
+pub fn wrap_publish_with_serial(
+    load: &Value,
+    aes: &Crypticle,
+    master_key: &PrivateKey,
+    sign: bool,
+    serial: u64,
+) -> Result<Bytes, PublishError> {
+    if !matches!(load, Value::Map(_)) {
+        return Err(PublishError::Load(LoadError::NotAMap));
+    }
     let mut load = load.clone();
     load.insert("serial", serial);
     let ciphertext = aes.dumps(&load, None).map_err(PublishError::Wrap)?;
