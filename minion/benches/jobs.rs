@@ -2,7 +2,7 @@
 //! `LocalClient::cmd` on every built-in transport, against a raw tokio
 //! loopback TCP request/response measured in the same run.
 //!
-//! `cargo bench -p brine-minion --bench jobs [-- --quick] [-- --only tcp] [-- --no-rss]`
+//! `cargo bench -p brine-minion --bench jobs [-- --quick] [-- --only tcp] [-- --no-rss] [-- --unsigned]`
 //!
 //! Per transport:
 //! 1. an in-process master (`Master::start`) and one in-process minion
@@ -108,6 +108,7 @@ fn main() -> Result<(), BoxError> {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
     let no_rss = args.iter().any(|a| a == "--no-rss");
+    let _ = UNSIGNED.set(args.iter().any(|a| a == "--unsigned"));
     let plan = if quick {
         Plan {
             sequential_jobs: 50,
@@ -307,6 +308,14 @@ fn mark(ok: bool) -> &'static str {
 
 // ---------------------------------------------------------------- configs
 
+/// `--unsigned`: master and minions with `sign_pub_messages: false`, to
+/// show what the per-publish RSA signature costs.
+static UNSIGNED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn unsigned() -> bool {
+    UNSIGNED.get().copied().unwrap_or(false)
+}
+
 fn master_config(dir: &Path, transport: &str) -> MasterConfig {
     let mut config = MasterConfig::default();
     config.id = "bench_master".into();
@@ -318,6 +327,7 @@ fn master_config(dir: &Path, transport: &str) -> MasterConfig {
     config.cachedir = dir.join("cache");
     config.sock_dir = dir.join("sock");
     config.auto_accept = true;
+    config.sign_pub_messages = !unsigned();
     config
 }
 
@@ -330,6 +340,7 @@ fn minion_config(dir: &Path, id: &str, transport: &str, ret: SocketAddr) -> Mini
     config.pki_dir = dir.join(id).join("pki");
     config.cachedir = dir.join(id).join("cache");
     config.sock_dir = dir.join(id).join("sock");
+    config.sign_pub_messages = !unsigned();
     config
 }
 
