@@ -23,6 +23,32 @@ step "stock Salt 3007.8 venv (interop and cross-check tests)"
 BRINE_SALT_PYTHON=$(scripts/salt-venv.sh | tail -n 1)
 export BRINE_SALT_PYTHON
 
+step "chromium and chromedriver (the web UI browser test)"
+# minion/tests/webui.rs drives headless chromium; under CI it fails without it.
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+  echo "present"
+else
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
+  else
+    as_root=(false)
+  fi
+  if command -v apt-get >/dev/null 2>&1 && [ "${as_root[0]:-}" != false ]; then
+    echo "installing chromium and chromium-driver with apt-get"
+    apt_log=$(mktemp)
+    if ! { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+           "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >"$apt_log" 2>&1; then
+      cat "$apt_log" >&2
+      echo "could not install chromium and chromium-driver" >&2
+    fi
+    rm -f "$apt_log"
+  else
+    echo "missing, and no apt-get with root or sudo to install it: the browser test skips (fails under CI)"
+  fi
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
