@@ -23,6 +23,10 @@ step "stock Salt 3007.8 venv (interop and cross-check tests)"
 BRINE_SALT_PYTHON=$(scripts/salt-venv.sh | tail -n 1)
 export BRINE_SALT_PYTHON
 
+step "stock Salt 3006.9 venv (a request-protocol-v2 minion for the interop test)"
+BRINE_SALT3006_PYTHON=$(SALT_VERSION=3006.9 scripts/salt-venv.sh "$PWD/.venv3006" | tail -n 1)
+export BRINE_SALT3006_PYTHON
+
 step "chromium and chromedriver (the web UI browser test)"
 # minion/tests/webui.rs drives headless chromium; under CI it fails without it.
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then

@@ -134,14 +134,29 @@ fn handle_keys(shared: &Shared, watch: &mut KeyWatch) -> Result<(), String> {
 
 /// Rotates the AES key, resets the serial, fires `key`.
 pub(crate) fn rotate_aes(shared: &Shared) {
-    match shared.rotate_aes() {
-        Ok(()) => {
+    rotate(shared, None);
+}
+
+/// [`rotate_aes`] unless the key moved past `generation` already; whether
+/// this call rotated it.
+pub(crate) fn rotate_aes_from(shared: &Shared, generation: u64) -> bool {
+    rotate(shared, Some(generation))
+}
+
+fn rotate(shared: &Shared, generation: Option<u64>) -> bool {
+    match shared.rotate_aes_from(generation) {
+        Ok(true) => {
             info!("rotated the AES key");
             shared
                 .events
                 .fire(tags::AES_ROTATE, tags::aes_rotate_data());
+            true
         }
-        Err(err) => warn!(error = %err, "could not rotate the AES key"),
+        Ok(false) => false,
+        Err(err) => {
+            warn!(error = %err, "could not rotate the AES key");
+            false
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use brine_protocol::config::MasterConfig;
-use brine_protocol::envelope::{ReplayGuard, SerialCounter};
+use brine_protocol::envelope::{NonceLedger, ReplayGuard, SerialCounter};
 use brine_protocol::keys::{KeyState, MasterPki, write_atomic};
 use brine_protocol::{Crypticle, PrivateKey, PublicKey, Value};
 use brine_transport_api::PublishServer;
@@ -25,17 +25,33 @@ pub(crate) struct Session {
     pub(crate) public: Arc<PublicKey>,
 }
 
+/// The master's AES key and how many times it was rotated (the
+/// generation a [`NonceLedger`] keys its memory by).
+#[derive(Debug)]
+struct AesKey {
+    crypticle: Arc<Crypticle>,
+    generation: u64,
+}
+
+/// What the request channel remembers against replays: the v3 guard
+/// (nonces within a time window) and the v2 ledger (nonces per AES key).
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    pub(crate) guard: ReplayGuard,
+    pub(crate) ledger: NonceLedger,
+}
+
 /// The state shared by the request handler, the publisher and Maintenance.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: MasterConfig,
     pub(crate) pki: MasterPki,
     pub(crate) master_key: Arc<PrivateKey>,
-    aes: RwLock<Arc<Crypticle>>,
+    aes: RwLock<AesKey>,
     pub(crate) serials: SerialCounter,
     sessions: RwLock<HashMap<String, Session>>,
     grains: RwLock<HashMap<String, Value>>,
-    pub(crate) replay: Mutex<ReplayGuard>,
+    pub(crate) replay: Mutex<Replay>,
     pub(crate) root_key: String,
     pub(crate) job_cache: Arc<dyn JobCache>,
     pub(crate) events: Events,
@@ -76,14 +92,14 @@ impl Shared {
             autokey: AutoKey::from_config(&parts.config),
             config: parts.config,
             master_key: Arc::new(parts.master_key),
-            aes: RwLock::new(Arc::new(parts.aes)),
+            aes: RwLock::new(AesKey {
+                crypticle: Arc::new(parts.aes),
+                generation: 0,
+            }),
             serials: SerialCounter::new(),
             sessions: RwLock::new(HashMap::new()),
             grains: RwLock::new(grains),
-            replay: Mutex::new(ReplayGuard::new(
-                ReplayGuard::DEFAULT_TTL,
-                ReplayGuard::DEFAULT_CAPACITY,
-            )),
+            replay: Mutex::new(Replay::default()),
             root_key: parts.root_key,
             job_cache: parts.job_cache,
             events: parts.events,
@@ -95,21 +111,52 @@ impl Shared {
 
     /// The current AES (publish) key.
     pub(crate) fn aes(&self) -> Arc<Crypticle> {
-        match self.aes.read() {
-            Ok(aes) => Arc::clone(&aes),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.aes_with_generation().0
     }
 
-    /// Rotates the AES key and resets the serial, as `SMaster.rotate_secrets`.
-    pub(crate) fn rotate_aes(&self) -> Result<(), brine_protocol::CryptoError> {
+    /// The current AES key and its generation, read together.
+    pub(crate) fn aes_with_generation(&self) -> (Arc<Crypticle>, u64) {
+        let aes = match self.aes.read() {
+            Ok(aes) => aes,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (Arc::clone(&aes.crypticle), aes.generation)
+    }
+
+    /// Rotates the AES key and resets the serial, as `SMaster.rotate_secrets`,
+    /// if the key is still of `generation` (or always, for `None`); whether
+    /// it rotated. Workers that find the v2 nonce ledger full at once
+    /// rotate only once.
+    pub(crate) fn rotate_aes_from(
+        &self,
+        generation: Option<u64>,
+    ) -> Result<bool, brine_protocol::CryptoError> {
         let fresh = Arc::new(Crypticle::generate()?.with_serialization(self.config.serial));
-        match self.aes.write() {
-            Ok(mut aes) => *aes = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
+        let mut aes = match self.aes.write() {
+            Ok(aes) => aes,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if generation.is_some_and(|g| g != aes.generation) {
+            return Ok(false);
         }
+        *aes = AesKey {
+            crypticle: fresh,
+            generation: aes.generation.wrapping_add(1),
+        };
+        // Under the key's lock, so no publish wraps with the new key and an
+        // old serial.
         self.serials.reset();
-        Ok(())
+        Ok(true)
+    }
+
+    /// The accepted public key of `id`: from its session in memory, else
+    /// from `pki_dir/minions/<id>`. Blocking file I/O on the second path.
+    pub(crate) fn accepted_key(&self, id: &str) -> Option<Arc<PublicKey>> {
+        if let Some(found) = self.read_sessions().get(id) {
+            return Some(Arc::clone(&found.public));
+        }
+        let pem = self.pki.read_minion_key(KeyState::Accepted, id).ok()??;
+        PublicKey::from_pem(&pem).ok().map(Arc::new)
     }
 
     /// The session of `id`: from memory, else from `<cachedir>/sessions/<id>`

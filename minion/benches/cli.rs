@@ -24,40 +24,29 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Mutex;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process_group};
+#[path = "support/procs.rs"]
+mod procs;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use procs::{
+    BoxError, Cluster, Daemon, Invocation, SaltTools, count_files, current_user, free_port,
+    install_signal_guard, percentile, run_once, temp_dir, wait_listening,
+};
 
 const TRANSPORTS: [&str; 2] = ["zeromq", "tcp"];
 /// The larger cluster; the smaller one is a single minion.
 const MANY: usize = 10;
 /// How long a cluster may take to answer with every minion.
 const CONVERGE: Duration = Duration::from_secs(120);
-/// How long a master may take to listen.
-const MASTER_UP: Duration = Duration::from_secs(60);
-/// How long a stopped daemon's group gets after SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The target for `brine '*' test.ping` with one minion.
 const TARGET_MS: f64 = 30.0;
 /// The process-start reference.
 const TRUE: &str = "/bin/true";
 /// The command that builds what the bench runs.
 const BUILD_HINT: &str = "cargo build --release --bins -p brine-master -p brine-minion";
-
-/// Process groups this bench started and has not reaped yet; killed when
-/// the bench gets SIGINT or SIGTERM.
-static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-/// Temp dirs of the setups; removed when the bench is interrupted (their
-/// `TempDir` guards do it otherwise).
-static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 #[derive(Clone, Copy)]
 struct Plan {
@@ -218,56 +207,6 @@ fn failure_note(who: &str, transport: &str, measured: &Measured, err: &BoxError)
     }
 }
 
-// ----------------------------------------------------------------- timing
-
-/// A program and its arguments.
-struct Invocation {
-    program: PathBuf,
-    args: Vec<String>,
-}
-
-impl Invocation {
-    fn new(program: &Path, args: &[&str]) -> Invocation {
-        Invocation {
-            program: program.to_owned(),
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args).stdin(Stdio::null());
-        cmd
-    }
-
-    fn describe(&self) -> String {
-        format!("{} {}", self.program.display(), self.args.join(" "))
-    }
-}
-
-/// One run of `inv` to its end: wall time, exit success, stdout, stderr.
-fn run_once(inv: &Invocation, capture: bool) -> Result<(Duration, bool, String, String), BoxError> {
-    let mut cmd = inv.command();
-    cmd.stdout(if capture {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stderr(Stdio::piped());
-    let start = Instant::now();
-    let out = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", inv.program.display()))?
-        .wait_with_output()?;
-    let elapsed = start.elapsed();
-    Ok((
-        elapsed,
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
 /// Times `runs` runs of `inv`; with `expect`, stdout is the json outputter's
 /// and a run counts as failed unless `expect` minions returned `true`.
 fn time_runs(inv: &Invocation, runs: usize, expect: Option<usize>) -> Result<Stats, BoxError> {
@@ -355,12 +294,6 @@ fn time_pair(
     })
 }
 
-/// Nearest-rank percentile of sorted samples, in ms.
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(idx).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-}
-
 /// How many minions returned `true` in json outputter text (one document
 /// per return, or one for all).
 fn answered_true(text: &str) -> usize {
@@ -413,199 +346,6 @@ fn converge(
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-}
-
-// -------------------------------------------------------------- processes
-
-/// A daemon in its own process group, its output in a log file.
-struct Daemon {
-    name: String,
-    child: Child,
-    pgid: i32,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Daemon, BoxError> {
-        let file = File::create(log)?;
-        cmd.stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .process_group(0);
-        let mut groups = LIVE_GROUPS.lock().map_err(|_| "group registry poisoned")?;
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        let pgid = i32::try_from(child.id())?;
-        groups.insert(pgid);
-        Ok(Daemon {
-            name: name.to_owned(),
-            child,
-            pgid,
-            log: log.to_owned(),
-        })
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-}
-
-fn signal_group(pgid: i32, signal: Signal) {
-    if let Some(pid) = Pid::from_raw(pgid) {
-        let _ = kill_process_group(pid, signal);
-    }
-}
-
-/// Every daemon of one measured setup; stopped when dropped.
-#[derive(Default)]
-struct Cluster {
-    daemons: Vec<Daemon>,
-}
-
-impl Cluster {
-    fn add(&mut self, daemon: Daemon) {
-        self.daemons.push(daemon);
-    }
-
-    /// An error naming a daemon that has exited, with its log tail.
-    fn check_alive(&mut self) -> Result<(), BoxError> {
-        for d in &mut self.daemons {
-            if let Ok(Some(status)) = d.child.try_wait() {
-                return Err(format!(
-                    "{} exited with {status}; log tail:\n{}",
-                    d.name,
-                    d.log_tail(15)
-                )
-                .into());
-            }
-        }
-        Ok(())
-    }
-
-    /// SIGTERM to every group, up to [`STOP_GRACE`] for the leaders to exit,
-    /// then SIGKILL to every group (whatever children are left) and reap.
-    fn stop(&mut self) {
-        for d in &self.daemons {
-            signal_group(d.pgid, Signal::TERM);
-        }
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            let all_exited = self
-                .daemons
-                .iter_mut()
-                .all(|d| matches!(d.child.try_wait(), Ok(Some(_))));
-            if all_exited {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let mut groups = LIVE_GROUPS.lock().ok();
-        for mut d in self.daemons.drain(..) {
-            signal_group(d.pgid, Signal::KILL);
-            let _ = d.child.kill();
-            let _ = d.child.wait();
-            if let Some(groups) = groups.as_mut() {
-                groups.remove(&d.pgid);
-            }
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// On SIGINT or SIGTERM: SIGKILL every live group, then exit 130.
-fn install_signal_guard() {
-    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::spawn(move || {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            let _ = ready_tx.send(());
-            return;
-        };
-        rt.block_on(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                let _ = ready_tx.send(());
-                return std::future::pending().await;
-            };
-            let _ = ready_tx.send(());
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        });
-        if let Ok(groups) = LIVE_GROUPS.lock() {
-            for pgid in groups.iter() {
-                signal_group(*pgid, Signal::KILL);
-            }
-        }
-        if let Ok(dirs) = TEMP_DIRS.lock() {
-            for dir in dirs.iter() {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-        eprintln!("interrupted: killed every process group the bench started");
-        std::process::exit(130);
-    });
-    let _ = ready_rx.recv_timeout(Duration::from_secs(5));
-}
-
-/// A temp dir, removed on drop or when the bench is interrupted.
-fn temp_dir() -> Result<tempfile::TempDir, BoxError> {
-    let dir = tempfile::tempdir()?;
-    TEMP_DIRS
-        .lock()
-        .map_err(|_| "temp dir registry poisoned")?
-        .push(dir.path().to_owned());
-    Ok(dir)
-}
-
-/// A port free on loopback now.
-fn free_port() -> Result<u16, BoxError> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Waits until something listens on `port`.
-fn wait_listening(port: u16, cluster: &mut Cluster, what: &str) -> Result<(), BoxError> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let start = Instant::now();
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        cluster.check_alive()?;
-        if start.elapsed() > MASTER_UP {
-            return Err(format!("{what} not listening on {addr} after {MASTER_UP:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The login name of the current user (Salt's `user` key).
-fn current_user() -> Result<String, BoxError> {
-    if let Ok(user) = std::env::var("USER")
-        && !user.is_empty()
-    {
-        return Ok(user);
-    }
-    let out = Command::new("id").arg("-un").output()?;
-    let user = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if user.is_empty() {
-        return Err("cannot tell the current user (no $USER, `id -un` failed)".into());
-    }
-    Ok(user)
 }
 
 // ------------------------------------------------------------------ Brine
@@ -735,56 +475,6 @@ fn bench_brine(
     (result, measured)
 }
 
-// ------------------------------------------------------------------- Salt
-
-/// How to start each of Salt's programs: the venv's scripts, or its python
-/// with `salt.scripts` when a script is missing.
-struct SaltTools {
-    python: PathBuf,
-    bin: PathBuf,
-}
-
-impl SaltTools {
-    fn locate() -> Result<SaltTools, String> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let venv = std::env::var_os("BRINE_VENV").map_or_else(|| root.join(".venv"), PathBuf::from);
-        let python = venv.join("bin/python");
-        if !python.exists() {
-            return Err(format!(
-                "no venv at {} (create it with `bash scripts/salt-venv.sh`)",
-                venv.display()
-            ));
-        }
-        Ok(SaltTools {
-            python,
-            bin: venv.join("bin"),
-        })
-    }
-
-    /// (program, arguments before Salt's own) for `name` (`salt-master`, …).
-    fn program(&self, name: &str) -> (PathBuf, Vec<String>) {
-        let script = self.bin.join(name);
-        if script.is_file() {
-            return (script, Vec::new());
-        }
-        let entry = name.replace('-', "_");
-        (
-            self.python.clone(),
-            vec![
-                "-c".to_owned(),
-                format!("import salt.scripts; salt.scripts.{entry}()"),
-            ],
-        )
-    }
-
-    fn command(&self, name: &str) -> Command {
-        let (program, prefix) = self.program(name);
-        let mut cmd = Command::new(program);
-        cmd.args(prefix);
-        cmd
-    }
-}
-
 /// Stock Salt's master and minions over `transport`, as for Brine.
 fn bench_salt(tools: &SaltTools, transport: &str, plan: Plan) -> (Result<(), BoxError>, Measured) {
     let mut measured = Measured::default();
@@ -869,10 +559,6 @@ fn bench_salt(tools: &SaltTools, transport: &str, plan: Plan) -> (Result<(), Box
         eprintln!("salt over {transport} failed: {err}");
     }
     (result, measured)
-}
-
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| entries.flatten().count())
 }
 
 // ----------------------------------------------------------------- report

@@ -1,6 +1,7 @@
 //! Wire compatibility with stock Salt 3007.8 over ZeroMQ, both directions,
 //! with real processes: stock `salt-minion`s behind a Brine master, a
-//! Brine minion behind a stock `salt-master`, and a mixed fleet.
+//! Brine minion behind a stock `salt-master`, and a mixed fleet; and a
+//! Salt 3006.9 minion (request protocol version 2) behind a Brine master.
 //!
 //! Stock Salt comes from the project's venv (`scripts/salt-venv.sh`);
 //! without it these tests skip locally and fail under `CI`.
@@ -238,6 +239,102 @@ fn stock_minions_join_a_brine_master() {
     assert_nothing_refused(&master, &["reason=could not decrypt the load"]);
     assert_no_errors(&s1, &[PENDING_NOTICE]);
     drop((s1, s2));
+    assert_eq!(master.stop(), Some(0));
+}
+
+// --- Salt 3006 minions (request protocol version 2) → Brine master -------------
+
+/// A Salt 3006.9 minion (requests encrypted with the master's AES key,
+/// no session key, `tok` only on events) beside a 3007.8 one (version 3)
+/// behind one Brine master: auth, jobs, grain targeting, pillar and file
+/// server requests, and an AES key rotation the 3006 minion signs in again
+/// after.
+#[test]
+fn salt3006_minions_join_a_brine_master() {
+    let Some(old) = Venv::find_salt3006() else {
+        return;
+    };
+    let Some(venv) = Venv::find() else { return };
+    let site = Site::new("zeromq");
+    let master = site.start_master();
+    let ports = MasterPorts {
+        publish_port: site.publish_port,
+        ret_port: site.ret_port,
+    };
+    let o1 = StockMinion::start(&old, site.root(), "o1", ports, "  role: db\n");
+    let s1 = StockMinion::start(&venv, site.root(), "s1", ports, "  role: web\n");
+
+    eventually("both keys pending", || {
+        let lists = key_lists(&site);
+        if names(&lists, "minions_pre") == ["o1", "s1"] {
+            Ok(())
+        } else {
+            Err(lists.to_string())
+        }
+    });
+    for id in ["o1", "s1"] {
+        let accepted = site.key(&["-a", id, "-y"]);
+        assert!(accepted.ok(), "{accepted:?}");
+    }
+    brine_until(
+        &site,
+        "both answer test.ping",
+        &["*", "test.ping", "-t", "3"],
+        |r| r.len() == 2 && r.values().all(|v| *v == Json::Bool(true)),
+    );
+    wait_until("both stock minions are ready", || {
+        o1.is_ready() && s1.is_ready()
+    });
+
+    // Jobs: arguments, commands, grains.
+    let (run, hi) = brine_once(&site, &["*", "cmd.run", "echo hi"]);
+    assert_eq!(sorted_ids(&hi), ["o1", "s1"], "{run:?}");
+    assert!(hi.values().all(|v| *v == "hi"), "{run:?}");
+    let (run, echoed) = brine_once(&site, &["o1", "test.echo", "from 3006"]);
+    assert_eq!(echoed.get("o1"), Some(&Json::from("from 3006")), "{run:?}");
+    let (run, grains) = brine_once(&site, &["o1", "grains.items"]);
+    assert_eq!(grains["o1"]["saltversion"], SALT_3006_VERSION, "{run:?}");
+    let os = grains["o1"]["os"].as_str().expect("an os grain").to_owned();
+
+    // Targeting by the grains each reported with its (v2 or v3) `_pillar`.
+    let (run, db) = brine_once(&site, &["-G", "role:db", "test.ping"]);
+    assert_eq!(sorted_ids(&db), ["o1"], "{run:?}");
+    let os_target = format!("os:{os}");
+    let (run, by_os) = brine_once(&site, &["-G", &os_target, "test.ping"]);
+    assert_eq!(sorted_ids(&by_os), ["o1", "s1"], "{run:?}");
+    let (run, compound) = brine_once(&site, &["-C", "G@role:db or G@role:web", "test.ping"]);
+    assert_eq!(sorted_ids(&compound), ["o1", "s1"], "{run:?}");
+
+    // Pillar (private reply) and the file server over version 2.
+    let (run, pillar) = brine_once(&site, &["o1", "pillar.items"]);
+    assert_eq!(pillar.get("o1"), Some(&Json::Object(Map::new())), "{run:?}");
+    let (run, files) = brine_once(&site, &["o1", "cp.list_master"]);
+    assert_eq!(files.get("o1"), Some(&Json::Array(vec![])), "{run:?}");
+    assert_nothing_refused(&master, &[]);
+
+    // s1's key is deleted: the AES key rotates, and the 3006 minion, whose
+    // requests are encrypted with it, signs in again and keeps answering.
+    let deleted = site.key(&["-d", "s1", "-y"]);
+    assert!(deleted.ok(), "{deleted:?}");
+    eventually("the master rotated its AES key", || {
+        if master.log().contains("rotated the AES key") {
+            Ok(())
+        } else {
+            Err(master.log())
+        }
+    });
+    let after = brine_until(
+        &site,
+        "o1 answers after the rotation",
+        &["o1", "cmd.run", "echo again", "-t", "3"],
+        |r| r.get("o1") == Some(&Json::from("again")),
+    );
+    assert_eq!(sorted_ids(&after), ["o1"], "{after:?}");
+    // Requests under the old key get `bad load` once (that is how the
+    // minion learns of the rotation); nothing else is refused.
+    assert_nothing_refused(&master, &["reason=could not decrypt the load"]);
+    assert_no_errors(&o1, &[PENDING_NOTICE]);
+    drop((o1, s1));
     assert_eq!(master.stop(), Some(0));
 }
 

@@ -81,17 +81,28 @@ pub(super) async fn handle_event(shared: &Arc<Shared>, id: &str, load: Value) ->
 }
 
 /// `_pillar`: cache the grains it carries; reply with the private reply
-/// around an empty pillar (pillar compilation comes later).
+/// around an empty pillar (pillar compilation comes later), encrypted to
+/// the minion's accepted key (`v2`: from `minions/`; else its session's).
 pub(super) async fn handle_pillar(
     shared: &Arc<Shared>,
     id: &str,
     nonce: &str,
     load: Value,
+    v2: bool,
 ) -> Reply {
     if let Some(grains) = load.get("grains").cloned() {
         cache_grains(shared, id, grains).await;
     }
-    let Some(session) = shared.session(id) else {
+    let target = if v2 {
+        shared
+            .accepted_key(id)
+            .map(|public| (public, shared.config.serial))
+    } else {
+        shared
+            .session(id)
+            .map(|s| (s.public, s.crypticle.serialization()))
+    };
+    let Some((public, serialization)) = target else {
         return Reply::Clear(Value::from(BAD_LOAD));
     };
     let shared = Arc::clone(shared);
@@ -99,10 +110,10 @@ pub(super) async fn handle_pillar(
     let sealed = tokio::task::spawn_blocking(move || {
         seal_private_pillar(
             &Value::map(),
-            &session.public,
+            &public,
             &shared.master_key,
             &nonce,
-            session.crypticle.serialization(),
+            serialization,
         )
     })
     .await;

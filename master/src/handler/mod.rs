@@ -18,13 +18,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use brine_protocol::Value;
 use brine_protocol::envelope::{
-    BAD_LOAD, OpenedRequest, RequestError, open_request, seal_aes_reply, seal_clear_reply,
+    BAD_LOAD, LEGACY_VERSION, Legacy, OpenedRequest, ReplayError, RequestError, VERSION,
+    open_request_with_legacy, seal_aes_reply, seal_clear_reply,
 };
+use brine_protocol::{Crypticle, Value};
 use brine_transport_api::{Peer, RequestHandler};
 use bytes::Bytes;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::state::Shared;
 
@@ -52,25 +53,65 @@ impl Handler {
         Handler { shared }
     }
 
-    async fn open(&self, frame: Bytes) -> Result<OpenedRequest, RequestError> {
+    /// Opens a request; for a version-2 aes request also returns the AES
+    /// key that opened it (its reply is sealed with that key).
+    async fn open(&self, frame: Bytes) -> Result<Opened, RequestError> {
         let shared = Arc::clone(&self.shared);
         let opened = tokio::task::spawn_blocking(move || {
             let now = unix_now();
+            let accepts_v2 = i64::from(shared.config.minimum_auth_version) <= LEGACY_VERSION;
             let mut replay = match shared.replay.lock() {
                 Ok(guard) => guard,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            open_request(
+            let replay = &mut *replay;
+            // Read under the replay lock: requests are checked against the
+            // ledger in the order they read the key, so a rotation between
+            // two of them cannot mix their generations.
+            let (aes, generation) = shared.aes_with_generation();
+            let legacy = accepts_v2.then(|| Legacy {
+                aes: &aes,
+                generation,
+                accepted: |id: &str| shared.accepted_key(id),
+                nonces: &mut replay.ledger,
+            });
+            let result = open_request_with_legacy(
                 &frame,
                 |id| shared.session(id).map(|s| (s.crypticle, s.public)),
+                legacy,
                 now,
-                &mut replay,
-            )
+                &mut replay.guard,
+            );
+            // Full under the current key (once rotated, the full ledger
+            // belongs to an old generation until a v2 request clears it).
+            let rotate = (replay.ledger.is_full()
+                && replay.ledger.generation() == Some(generation))
+            .then_some(generation);
+            (result.map(|request| Opened { request, aes }), rotate)
         })
         .await;
         match opened {
-            Ok(result) => result,
+            Ok((result, rotate)) => {
+                if let Some(generation) = rotate {
+                    self.rotate_for_ledger(generation).await;
+                }
+                result
+            }
             Err(_) => Err(RequestError::NotAnEnvelope),
+        }
+    }
+
+    /// The v2 nonce ledger is full: rotate the AES key (once, whichever
+    /// worker sees it first), so old captures stop decrypting and the
+    /// ledger starts over. The minions sign in again for the new key.
+    async fn rotate_for_ledger(&self, generation: u64) {
+        let shared = Arc::clone(&self.shared);
+        let rotated = tokio::task::spawn_blocking(move || {
+            crate::maintenance::rotate_aes_from(&shared, generation)
+        })
+        .await;
+        if matches!(rotated, Ok(true)) {
+            warn!("rotated the AES key: the version-2 nonce ledger was full");
         }
     }
 
@@ -79,7 +120,14 @@ impl Handler {
             OpenedRequest::Clear { load, version } => {
                 let cmd = load.get("cmd").and_then(Value::as_str).unwrap_or("");
                 match cmd {
-                    "_auth" => auth::handle(&self.shared, load, version, peer).await,
+                    "_auth" => {
+                        if version < VERSION {
+                            // Salt warns "Minion using legacy request server protocol".
+                            let minion = load.get("id").and_then(Value::as_str).unwrap_or("");
+                            info!(%peer, minion, version, "minion speaks an older request protocol (Salt 3006.0–3006.11)");
+                        }
+                        auth::handle(&self.shared, load, version, peer).await
+                    }
                     "publish" => publish::handle(&self.shared, load, peer).await,
                     "get_returns" | "get_load" | "list_jobs" | "present" => {
                         local::handle(&self.shared, load, peer).await
@@ -95,57 +143,143 @@ impl Handler {
                     }
                 }
             }
-            OpenedRequest::Aes { id, load, .. } => {
-                let cmd = load.get("cmd").and_then(Value::as_str).unwrap_or("");
-                match cmd {
-                    "_return" => minion::handle_return(&self.shared, &id, load).await,
-                    "_minion_event" => minion::handle_event(&self.shared, &id, load).await,
-                    other if fileserver::handles(other) => Reply::Aes(fileserver::answer(
-                        &self.shared.config.nodegroups,
-                        &id,
-                        other,
-                        &load,
-                    )),
-                    other => {
-                        warn!(%peer, minion = %id, cmd = other, "refused aes request: unknown cmd");
-                        Reply::Aes(Value::Bool(false))
-                    }
-                }
+            OpenedRequest::Aes { id, load, .. } => self.dispatch_aes(&id, load, peer).await,
+            OpenedRequest::AesV2 {
+                id,
+                authenticated,
+                load,
+                ..
+            } => self.dispatch_v2(id, authenticated, load, peer).await,
+        }
+    }
+
+    /// An aes request from the authenticated minion `id`.
+    async fn dispatch_aes(&self, id: &str, load: Value, peer: &Peer) -> Reply {
+        let cmd = load.get("cmd").and_then(Value::as_str).unwrap_or("");
+        match cmd {
+            "_return" => minion::handle_return(&self.shared, id, load).await,
+            "_minion_event" => minion::handle_event(&self.shared, id, load).await,
+            other if fileserver::handles(other) => Reply::Aes(fileserver::answer(
+                &self.shared.config.nodegroups,
+                id,
+                other,
+                &load,
+            )),
+            other => {
+                warn!(%peer, minion = %id, cmd = other, "refused aes request: unknown cmd");
+                Reply::Aes(Value::Bool(false))
+            }
+        }
+    }
+
+    /// A version-2 aes request (Salt 3006.0–3006.11). Its `id` is an
+    /// accepted minion's; `authenticated` if a `tok` proved it. Events must
+    /// be authenticated (3006 signs every one); returns and file-server
+    /// requests carry no `tok` in 3006, so their id is taken as claimed,
+    /// as a stock master does.
+    async fn dispatch_v2(
+        &self,
+        id: Option<String>,
+        authenticated: bool,
+        load: Value,
+        peer: &Peer,
+    ) -> Reply {
+        let cmd = load.get("cmd").and_then(Value::as_str).unwrap_or("");
+        match (cmd, id) {
+            (other, id) if fileserver::handles(other) => Reply::Aes(fileserver::answer(
+                &self.shared.config.nodegroups,
+                id.as_deref().unwrap_or(""),
+                other,
+                &load,
+            )),
+            ("_minion_event", Some(id)) if !authenticated => {
+                warn!(%peer, minion = %id, "refused v2 _minion_event: no tok");
+                Reply::Aes(Value::Bool(false))
+            }
+            ("_return" | "_minion_event", Some(id)) => self.dispatch_aes(&id, load, peer).await,
+            (other, id) => {
+                let minion = id.as_deref().unwrap_or("");
+                warn!(%peer, minion, cmd = other, "refused v2 aes request: unknown cmd or no id");
+                Reply::Aes(Value::Bool(false))
             }
         }
     }
 }
 
+/// A request that passed `open`, with the AES key current when it did.
+struct Opened {
+    request: OpenedRequest,
+    aes: Arc<Crypticle>,
+}
+
 #[async_trait]
 impl RequestHandler for Handler {
     async fn handle(&self, request: Bytes, peer: Peer) -> Bytes {
-        let opened = match self.open(request).await {
+        let Opened {
+            request: opened,
+            aes: opened_with,
+        } = match self.open(request).await {
             Ok(opened) => opened,
             Err(err) => {
-                warn!(%peer, reason = %err, "refused request");
+                if let RequestError::Replay(ReplayError::LedgerFull { .. }) = err {
+                    debug!(%peer, reason = %err, "refused request");
+                } else {
+                    warn!(%peer, reason = %err, "refused request");
+                }
                 return seal(&err.reply());
             }
         };
+        // Salt's `minimum_auth_version` covers clear requests (`_auth`) too.
+        if let OpenedRequest::Clear { version, .. } = &opened
+            && *version < i64::from(self.shared.config.minimum_auth_version)
+        {
+            warn!(
+                %peer,
+                version,
+                minimum = self.shared.config.minimum_auth_version,
+                "refused request: protocol version below minimum_auth_version"
+            );
+            return seal(&Value::from(BAD_LOAD));
+        }
         debug!(%peer, cmd = opened.cmd().unwrap_or(""), "request");
+        // How an aes reply is sealed: (minion id, nonce, key); v3 replies
+        // use the minion's session key, v2 replies the AES key that opened
+        // the request.
         let aes = match &opened {
-            OpenedRequest::Aes { id, nonce, .. } => Some((id.clone(), nonce.clone())),
+            OpenedRequest::Aes { id, nonce, .. } => Some((id.clone(), nonce.clone(), None)),
+            OpenedRequest::AesV2 { id, nonce, .. } => Some((
+                id.clone().unwrap_or_default(),
+                nonce.clone(),
+                Some(opened_with),
+            )),
             OpenedRequest::Clear { .. } => None,
         };
         // `_pillar` answers with a private (clear) reply that needs the nonce.
-        if let (Some((id, nonce)), Some("_pillar")) = (&aes, opened.cmd()) {
+        if let (Some((id, nonce, key)), Some("_pillar")) = (&aes, opened.cmd()) {
+            let v2 = key.is_some();
             let load = opened.into_load();
-            return match minion::handle_pillar(&self.shared, id, nonce, load).await {
+            let reply = if id.is_empty() {
+                warn!(%peer, "refused v2 _pillar: no id");
+                Reply::Clear(Value::from(BAD_LOAD))
+            } else {
+                minion::handle_pillar(&self.shared, id, nonce, load, v2).await
+            };
+            return match reply {
                 Reply::Clear(v) | Reply::Aes(v) => seal(&v),
             };
         }
         let reply = self.dispatch(opened, &peer).await;
         match (reply, aes) {
             (Reply::Clear(value), _) => seal(&value),
-            (Reply::Aes(value), Some((id, nonce))) => {
-                let Some(session) = self.shared.session(&id) else {
-                    return seal(&Value::from(BAD_LOAD));
+            (Reply::Aes(value), Some((id, nonce, key))) => {
+                let key = match key {
+                    Some(aes) => aes,
+                    None => match self.shared.session(&id) {
+                        Some(session) => session.crypticle,
+                        None => return seal(&Value::from(BAD_LOAD)),
+                    },
                 };
-                match seal_aes_reply(&value, &session.crypticle, &nonce) {
+                match seal_aes_reply(&value, &key, &nonce) {
                     Ok(bytes) => bytes,
                     Err(err) => {
                         warn!(%peer, minion = %id, error = %err, "could not seal the reply");

@@ -65,7 +65,7 @@ use std::sync::Arc;
 
 use brine_protocol::config::{MinionConfig, hostname};
 use brine_protocol::envelope::Tok;
-use brine_protocol::keys::{MinionPki, validate_minion_id};
+use brine_protocol::keys::{KeyPair, MinionPki, validate_minion_id};
 use brine_protocol::{AuthError, Value};
 use brine_transport_api::Registry;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -114,6 +114,18 @@ impl MinionState {
 #[derive(Debug)]
 pub struct Minion;
 
+/// What [`Minion::start_preloaded`] takes instead of loading or computing it.
+#[derive(Debug, Clone)]
+pub struct Preloaded {
+    /// The minion's key pair.
+    pub keys: KeyPair,
+    /// The grains, complete (`id` included).
+    pub grains: Value,
+    /// The executor's settings (a benchmark raises `output_cap` to return
+    /// 50 MB from `cmd.run`).
+    pub exec: ExecOptions,
+}
+
 impl Minion {
     /// Starts a minion: determines its id (config `id`, else the host
     /// name), loads or generates its keys in `pki_dir` (private key mode
@@ -131,6 +143,33 @@ impl Minion {
         registry: &Registry,
         modules: Modules,
     ) -> Result<MinionHandle, MinionError> {
+        Self::start_inner(config, registry, modules, None).await
+    }
+
+    /// [`Minion::start`] with the keys and grains supplied by the caller
+    /// instead of loaded from `pki_dir` and computed from this host: what a
+    /// swarm of minions in one process uses (keys loaded in bulk, the
+    /// host's grains computed once). `pki_dir` still holds what the minion
+    /// learns from the master (its public key, a pinned certificate);
+    /// `preloaded.grains` are used as given (the caller sets `id`).
+    ///
+    /// # Errors
+    /// As [`Minion::start`].
+    pub async fn start_preloaded(
+        config: MinionConfig,
+        registry: &Registry,
+        modules: Modules,
+        preloaded: Preloaded,
+    ) -> Result<MinionHandle, MinionError> {
+        Self::start_inner(config, registry, modules, Some(preloaded)).await
+    }
+
+    async fn start_inner(
+        config: MinionConfig,
+        registry: &Registry,
+        modules: Modules,
+        preloaded: Option<Preloaded>,
+    ) -> Result<MinionHandle, MinionError> {
         let id = match config.id.clone() {
             Some(id) => id,
             None => hostname().ok_or(MinionError::NoId)?,
@@ -146,21 +185,28 @@ impl Minion {
             let (pki, spool, id) = (pki.clone(), spool.clone(), id.clone());
             let (keysize, static_grains) = (config.keysize, config.grains.clone());
             tokio::task::spawn_blocking(move || {
-                let keys = pki
-                    .load_or_generate_with_bits(keysize)
-                    .map_err(MinionError::Keys)?;
+                let (keys, grains, exec) = match preloaded {
+                    Some(Preloaded { keys, grains, exec }) => (keys, grains, exec),
+                    None => {
+                        let keys = pki
+                            .load_or_generate_with_bits(keysize)
+                            .map_err(MinionError::Keys)?;
+                        let grains = crate::grains::load(&id, &static_grains);
+                        (keys, grains, ExecOptions::default())
+                    }
+                };
                 spool.ensure().map_err(|e| match e {
                     SpoolError::Write(k) => MinionError::Keys(k),
                     _ => MinionError::TaskFailed("start-up"),
                 })?;
-                let grains = crate::grains::load(&id, &static_grains);
-                Ok::<_, MinionError>((keys, grains))
+                let tok =
+                    Tok::new(&keys.private).map_err(|e| MinionError::Auth(AuthError::from(e)))?;
+                Ok::<_, MinionError>((keys, grains, tok, exec))
             })
         };
-        let (keys, grains) = local
+        let (keys, grains, tok, exec) = local
             .await
             .map_err(|_| MinionError::TaskFailed("start-up"))??;
-        let tok = Tok::new(&keys.private).map_err(|e| MinionError::Auth(AuthError::from(e)))?;
 
         let (state_tx, state_rx) = watch::channel(MinionState::Starting);
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -176,6 +222,7 @@ impl Minion {
                 spool,
                 grains: grains.clone(),
                 modules,
+                exec,
                 jobs: jobs.clone(),
                 state: state_tx,
                 stop: stop_rx,
@@ -203,6 +250,7 @@ struct DaemonParts {
     spool: Spool,
     grains: Value,
     modules: Modules,
+    exec: ExecOptions,
     jobs: Jobs,
     state: watch::Sender<MinionState>,
     stop: oneshot::Receiver<()>,
@@ -219,6 +267,7 @@ async fn daemon(parts: DaemonParts) -> Result<(), MinionError> {
         spool,
         grains,
         modules,
+        exec,
         jobs,
         state,
         mut stop,
@@ -260,7 +309,7 @@ async fn daemon(parts: DaemonParts) -> Result<(), MinionError> {
             grains,
             modules,
             jobs,
-            exec: ExecOptions::default(),
+            exec,
             spool,
             spool_wake: Notify::new(),
             fatal: fatal_tx,

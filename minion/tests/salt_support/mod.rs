@@ -8,8 +8,10 @@
 //! [`Run`], ports and `eventually`.
 //!
 //! The venv comes from `scripts/salt-venv.sh` (`scripts/test.sh` creates
-//! it and exports `BRINE_SALT_PYTHON`). Without it a test is skipped
-//! locally and fails under `CI`.
+//! it and exports `BRINE_SALT_PYTHON`); the Salt 3006 one from
+//! `SALT_VERSION=3006.9 scripts/salt-venv.sh .venv3006`
+//! (`BRINE_SALT3006_PYTHON`). Without it a test is skipped locally and
+//! fails under `CI`.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // shared test helpers outside #[test] fns
 
 use std::os::unix::process::CommandExt;
@@ -21,6 +23,11 @@ use crate::cli_support::{PATIENCE, Run, free_port};
 
 /// The Salt version the interop suite is written against.
 pub const SALT_VERSION: &str = "3007.8";
+
+/// The older Salt the request-protocol-v2 test runs: a 3006 release from
+/// before 3006.12 (which moved 3006 to version 3), from
+/// `SALT_VERSION=3006.9 scripts/salt-venv.sh .venv3006`.
+pub const SALT_3006_VERSION: &str = "3006.9";
 
 /// The venv's python and its `bin` directory.
 #[derive(Debug, Clone)]
@@ -34,9 +41,32 @@ impl Venv {
     /// (after saying so on stderr) when it is missing outside CI; under
     /// `CI` a missing venv fails the test.
     pub fn find() -> Option<Venv> {
-        let python = std::env::var_os("BRINE_SALT_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+        Venv::find_version(
+            SALT_VERSION,
+            "BRINE_SALT_PYTHON",
+            ".venv",
+            "scripts/salt-venv.sh",
+        )
+    }
+
+    /// The Salt [`SALT_3006_VERSION`] venv (`BRINE_SALT3006_PYTHON`, else
+    /// `<repo>/.venv3006`), as [`Venv::find`].
+    pub fn find_salt3006() -> Option<Venv> {
+        Venv::find_version(
+            SALT_3006_VERSION,
+            "BRINE_SALT3006_PYTHON",
+            ".venv3006",
+            "SALT_VERSION=3006.9 scripts/salt-venv.sh .venv3006",
+        )
+    }
+
+    fn find_version(wanted: &str, env: &str, dir: &str, make: &str) -> Option<Venv> {
+        let python = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(dir)
+                .join("bin/python")
+        });
         let version = Command::new(&python)
             .args([
                 "-c",
@@ -47,13 +77,13 @@ impl Venv {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
         match version {
-            Some(v) if v == SALT_VERSION => {
+            Some(v) if v == wanted => {
                 let bin = python.parent().unwrap().to_path_buf();
                 Some(Venv { python, bin })
             }
             found => {
                 let why = format!(
-                    "no stock Salt {SALT_VERSION} at {} (found {found:?}); run scripts/salt-venv.sh",
+                    "no stock Salt {wanted} at {} (found {found:?}); run {make}",
                     python.display()
                 );
                 assert!(std::env::var_os("CI").is_none(), "{why}");

@@ -83,6 +83,10 @@ pub struct MasterConfig {
     pub rotate_aes_key: bool,
     /// `publish_session` (86400 s): rotate the session key this often.
     pub publish_session: Duration,
+    /// `minimum_auth_version` (0 = any; Salt 3006.17+ has it, default 3):
+    /// refuse requests whose envelope `version` is lower. 3 refuses Salt
+    /// 3006.0–3006.11 minions, which speak request protocol version 2.
+    pub minimum_auth_version: u8,
     /// `ping_on_rotate` (false).
     pub ping_on_rotate: bool,
     /// `sign_pub_messages` (true).
@@ -183,6 +187,7 @@ impl Default for MasterConfig {
             hash_type: "sha256".to_owned(),
             rotate_aes_key: true,
             publish_session: Duration::from_secs(86_400),
+            minimum_auth_version: 0,
             ping_on_rotate: false,
             sign_pub_messages: true,
             master_sign_pubkey: false,
@@ -298,6 +303,7 @@ impl MasterConfig {
             hash_type: hash_type(&mut f, &d.hash_type)?,
             rotate_aes_key: f.bool("rotate_aes_key", d.rotate_aes_key)?,
             publish_session: f.seconds("publish_session", 86_400)?,
+            minimum_auth_version: f.uint("minimum_auth_version", d.minimum_auth_version)?,
             ping_on_rotate: f.bool("ping_on_rotate", d.ping_on_rotate)?,
             sign_pub_messages: f.bool("sign_pub_messages", d.sign_pub_messages)?,
             master_sign_pubkey: f.bool("master_sign_pubkey", d.master_sign_pubkey)?,

@@ -47,6 +47,7 @@ fn master_defaults_follow_salt_with_brine_paths() {
     assert_eq!(c.log_level, LogLevel::Warning);
     assert_eq!(c.serial, Serialization::Msgpack);
     assert_eq!(c.max_minions, 0);
+    assert_eq!(c.minimum_auth_version, 0, "Salt 3006 minions are served");
     assert_eq!(c.user, "root");
     assert!(c.id.ends_with("_master"), "{}", c.id);
     assert!(c.rotate_aes_key);

@@ -61,17 +61,20 @@ pub enum RequestError {
     /// `enc` is neither `clear` nor `aes`.
     #[error("unknown request encryption")]
     UnknownEnc,
-    /// An aes request of version 2 or lower (encrypted with the master's
-    /// AES key). Brine only accepts v3 session-key requests, which every
-    /// Salt 3007 minion sends.
-    #[error("aes request version {0} is not supported (need 3)")]
+    /// An aes request of a version not opened here: below 2, or 2 (Salt
+    /// 3006.0–3006.11, encrypted with the master's AES key) when the
+    /// master does not accept it ([`open_request`](super::open_request),
+    /// or `minimum_auth_version: 3`).
+    #[error("aes request version {0} is not supported")]
     UnsupportedVersion(i64),
-    /// The envelope's `id` is missing, not text, or not a valid minion id
-    /// (Salt's `valid_id`).
+    /// The envelope's `id` (version 3) or the load's (version 2) is
+    /// missing where required, not text, or not a valid minion id (Salt's
+    /// `valid_id`).
     #[error("invalid minion id in the envelope")]
     InvalidId,
-    /// The master has no session key or no accepted key for this minion.
-    #[error("no session for minion {id:?}")]
+    /// The master has no session key (version 3) or no accepted key for
+    /// this minion.
+    #[error("no session or accepted key for minion {id:?}")]
     UnknownMinion {
         /// The id the envelope claimed.
         id: String,
@@ -96,8 +99,8 @@ pub enum RequestError {
     /// could not carry it).
     #[error("missing or malformed nonce")]
     BadNonce,
-    /// `tok` is missing or does not X9.31-verify to `salt` with the
-    /// minion's accepted key.
+    /// `tok` is missing (version 3), does not X9.31-verify to `salt` with
+    /// the minion's accepted key, or comes without an `id` (version 2).
     #[error("minion token did not verify")]
     BadToken,
     /// The replay guard refused the request.

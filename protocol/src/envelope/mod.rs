@@ -12,6 +12,7 @@
 //! | minion → master, clear (`_auth`, CLI `publish`) | [`package_clear`] | `AsyncReqChannel._package_load` (`crypt="clear"`) |
 //! | minion → master, v3 aes (`_return`, `_minion_event`, …) | [`package_aes`] with a memoized [`Tok`] | `AsyncReqChannel._package_load` (`crypt="aes"`) |
 //! | master: open a request | [`open_request`] + [`ReplayGuard`] | `ReqServerChannel.handle_message` steps 1–4 |
+//! | master: open a v2 request too (Salt 3006.0–3006.11 minions) | [`open_request_with_legacy`] + [`NonceLedger`] | the same, `version <= 2` branches |
 //! | master → minion replies | [`seal_clear_reply`], [`seal_aes_reply`] | `send_clear`, `Crypticle(session).dumps(ret, nonce)` |
 //! | minion: read a reply | [`open_clear_reply`], [`open_aes_reply`] | `_uncrypted_transfer`, `_crypted_transfer` |
 //! | master → minions, publish | [`wrap_publish`] with a [`SerialCounter`]; loads from [`PublishJob`] | `PubServerChannel.wrap_payload`, `ClearFuncs._prep_pub` |
@@ -27,12 +28,15 @@
 //! [`open_request`] always runs the request through a [`ReplayGuard`]: `ts`
 //! must be within ±`ttl` of the master's clock and each nonce is accepted
 //! once within that window. Stock minions send both, so they are unaffected.
+//! Version-2 requests carry no `ts`: their nonces are remembered for as
+//! long as the AES key that encrypted them is in use ([`NonceLedger`]).
 //! Publishes are protected by their `serial` (strictly increasing per AES
 //! key), enforced by the minion's [`Crypticle`](crate::Crypticle).
 
 mod client;
 mod error;
 mod job;
+pub mod legacy;
 mod pillar;
 mod publish;
 mod replay;
@@ -44,11 +48,14 @@ pub use client::{
 };
 pub use error::{EnvelopeError, LoadError, PublishError, RequestError};
 pub use job::{PublishJob, PublishLoad, condition_input};
+pub use legacy::{LEGACY_VERSION, Legacy, NonceLedger};
 pub use pillar::{open_private_pillar, seal_private_pillar};
 pub use publish::{SerialCounter, unwrap_publish, wrap_publish, wrap_publish_with_serial};
 pub use replay::{ReplayError, ReplayGuard};
 pub use ret::{JobReturn, MinionEvent, ReturnLoad, is_blacklisted_minion_tag, minion_event_fires};
-pub use server::{OpenedRequest, open_request, seal_aes_reply, seal_clear_reply};
+pub use server::{
+    OpenedRequest, open_request, open_request_with_legacy, seal_aes_reply, seal_clear_reply,
+};
 
 use crate::serial::Value;
 

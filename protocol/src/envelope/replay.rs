@@ -35,6 +35,14 @@ pub enum ReplayError {
         /// Requests at or below this time are refused.
         floor: i64,
     },
+    /// A version-2 request found the [`NonceLedger`](super::NonceLedger)
+    /// full: it cannot remember another nonce under this AES key, so the
+    /// master should rotate the key.
+    #[error("{capacity} version-2 requests under one AES key; rotate it")]
+    LedgerFull {
+        /// How many nonces the ledger holds.
+        capacity: usize,
+    },
 }
 
 /// Remembers the nonces of accepted aes requests for `ttl` seconds and

@@ -5,6 +5,7 @@ use std::borrow::Borrow;
 
 use bytes::Bytes;
 
+use super::legacy::{LEGACY_VERSION, Legacy, open_v2};
 use super::{EnvelopeError, ReplayError, ReplayGuard, RequestError, VERSION, get_str};
 use crate::crypto::{Crypticle, CryptoError, PublicKey, is_nonce};
 use crate::envelope::client::Tok;
@@ -36,20 +37,41 @@ pub enum OpenedRequest {
         /// The decrypted load (a map; `ts` and `id` kept).
         load: Value,
     },
+    /// `enc: "aes"`, version 2 (Salt 3006.0–3006.11, see
+    /// [`open_request_with_legacy`]): decrypted with the master's AES key,
+    /// its nonce new under that key. `tok` and `nonce` are removed.
+    AesV2 {
+        /// The load's `id`, if it has one: a minion id with an accepted key.
+        /// File-server requests carry none.
+        id: Option<String>,
+        /// Whether the load carried a `tok` that verified with that id's
+        /// key. Otherwise the id is only claimed by a holder of the
+        /// master's AES key, that is by some accepted minion.
+        authenticated: bool,
+        /// The request's nonce: pass it to [`seal_aes_reply`] with the
+        /// AES key that opened the request.
+        nonce: String,
+        /// The decrypted load (a map).
+        load: Value,
+    },
 }
 
 impl OpenedRequest {
     /// The load.
     pub fn load(&self) -> &Value {
         match self {
-            OpenedRequest::Clear { load, .. } | OpenedRequest::Aes { load, .. } => load,
+            OpenedRequest::Clear { load, .. }
+            | OpenedRequest::Aes { load, .. }
+            | OpenedRequest::AesV2 { load, .. } => load,
         }
     }
 
     /// The load, by value.
     pub fn into_load(self) -> Value {
         match self {
-            OpenedRequest::Clear { load, .. } | OpenedRequest::Aes { load, .. } => load,
+            OpenedRequest::Clear { load, .. }
+            | OpenedRequest::Aes { load, .. }
+            | OpenedRequest::AesV2 { load, .. } => load,
         }
     }
 
@@ -65,10 +87,12 @@ impl OpenedRequest {
 }
 
 /// Opens a request frame as `ReqServerChannel.handle_message` does (steps
-/// 1–4 of the reference), with Brine's replay check added:
+/// 1–4 of the reference), with Brine's replay check added; aes requests
+/// of version 2 are refused ([`RequestError::UnsupportedVersion`]), see
+/// [`open_request_with_legacy`] to accept them:
 ///
 /// 1. the frame must be a msgpack map with `enc` and `load`;
-/// 2. `enc: "aes"` (version 3 only): the envelope `id` must be a valid
+/// 2. `enc: "aes"` (version 3 and up): the envelope `id` must be a valid
 ///    minion id that `lookup` knows (its session key and accepted public
 ///    key); the load is decrypted with the session key; `nonce` is removed
 ///    and must be 32 hex characters; `load.id` must equal the envelope's;
@@ -96,6 +120,40 @@ where
     S: Borrow<Crypticle>,
     P: Borrow<PublicKey>,
 {
+    open_request_with_legacy(
+        frame,
+        lookup,
+        None::<Legacy<'_, fn(&str) -> Option<P>>>,
+        now,
+        replay,
+    )
+}
+
+/// [`open_request`], and with `legacy` also aes requests of version 2,
+/// the older request protocol of Salt 3006.0–3006.11 minions
+/// ([`OpenedRequest::AesV2`]; the checks are listed in
+/// [`crate::envelope::legacy`]). `None` refuses them, as Salt's
+/// `minimum_auth_version: 3` does. Clear requests and version 3 are
+/// opened exactly as by [`open_request`]; aes requests below version 2
+/// (no nonce, so no replay protection) are always refused.
+///
+/// # Errors
+/// As [`open_request`]; a version-2 request fails with the same variants
+/// (its replay check is [`ReplayError::Replayed`] or
+/// [`ReplayError::LedgerFull`] from the [`NonceLedger`](super::NonceLedger)).
+pub fn open_request_with_legacy<S, P, Q, F>(
+    frame: &[u8],
+    lookup: impl FnOnce(&str) -> Option<(S, P)>,
+    legacy: Option<Legacy<'_, F>>,
+    now: i64,
+    replay: &mut ReplayGuard,
+) -> Result<OpenedRequest, RequestError>
+where
+    S: Borrow<Crypticle>,
+    P: Borrow<PublicKey>,
+    Q: Borrow<PublicKey>,
+    F: FnOnce(&str) -> Option<Q>,
+{
     let mut envelope = Value::decode(frame).map_err(|_| RequestError::NotAnEnvelope)?;
     if !envelope.contains_key("enc") {
         return Err(RequestError::NotAnEnvelope);
@@ -107,6 +165,10 @@ where
             check_load(&load)?;
             Ok(OpenedRequest::Clear { load, version })
         }
+        Some("aes") if version == LEGACY_VERSION => match legacy {
+            Some(legacy) => open_v2(&load, legacy),
+            None => Err(RequestError::UnsupportedVersion(version)),
+        },
         Some("aes") if version < VERSION => Err(RequestError::UnsupportedVersion(version)),
         Some("aes") => {
             let id = get_str(&envelope, "id").ok_or(RequestError::InvalidId)?;
@@ -153,7 +215,7 @@ where
 }
 
 /// Step 3: a map whose `id`, if present, is text without NUL.
-fn check_load(load: &Value) -> Result<(), RequestError> {
+pub(super) fn check_load(load: &Value) -> Result<(), RequestError> {
     if !matches!(load, Value::Map(_)) {
         return Err(RequestError::NotADict);
     }
@@ -178,9 +240,11 @@ pub fn seal_clear_reply(value: &Value) -> Result<Bytes, EnvelopeError> {
         .map_err(EnvelopeError::Pack)
 }
 
-/// The reply frame to a v3 aes request: a msgpack byte string holding
-/// `Crypticle(session).dumps(value, nonce)`, i.e. the request's nonce right
-/// after `pickle::`, so the minion can match reply to request.
+/// The reply frame to an aes request: a msgpack byte string holding
+/// `Crypticle(key).dumps(value, nonce)`, i.e. the request's nonce right
+/// after `pickle::`, so the minion can match reply to request. `key` is
+/// the minion's session key for version 3, the AES key that opened the
+/// request for version 2.
 ///
 /// # Errors
 /// [`EnvelopeError::Crypto`] for a nonce that is not 32 hex characters or

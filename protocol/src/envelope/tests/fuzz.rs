@@ -5,8 +5,9 @@ use super::{Session, master_key, minion_key, xorshift};
 use crate::auth::{AuthLoad, AuthRequest, handle_signin_response};
 use crate::crypto::Crypticle;
 use crate::envelope::{
-    PublishJob, PublishLoad, ReplayGuard, ReturnLoad, SerialCounter, Tok, minion_event_fires,
-    open_aes_reply, open_clear_reply, open_request, package_aes, unwrap_publish, wrap_publish,
+    Legacy, NonceLedger, PublishJob, PublishLoad, ReplayGuard, ReturnLoad, SerialCounter, Tok,
+    minion_event_fires, open_aes_reply, open_clear_reply, open_request, open_request_with_legacy,
+    package_aes, unwrap_publish, wrap_publish,
 };
 use crate::serial::{Value, to_channel_bytes};
 use crate::tags::unpack_event;
@@ -94,6 +95,20 @@ fn mutate(frame: &[u8], next: &mut impl FnMut() -> u64) -> Vec<u8> {
 fn feed(bytes: &[u8], session: &Session, aes: &Crypticle, request: &AuthRequest) {
     let mut replay = ReplayGuard::default();
     let _ = open_request(bytes, session.lookup("m1"), 1_795_637_459, &mut replay);
+    let mut ledger = NonceLedger::new(4);
+    let legacy = Legacy {
+        aes,
+        generation: 0,
+        accepted: |_: &str| Some(minion_key().public_key()),
+        nonces: &mut ledger,
+    };
+    let _ = open_request_with_legacy(
+        bytes,
+        session.lookup("m1"),
+        Some(legacy),
+        1_795_637_459,
+        &mut replay,
+    );
     let _ = unwrap_publish(bytes, aes, &master_key().public_key(), true);
     let _ = unwrap_publish(bytes, aes, &master_key().public_key(), false);
     let _ = open_aes_reply(bytes, aes, "5d6c3b2a19f84e7d9c0b1a2f3e4d5c6b");
@@ -141,10 +156,26 @@ fn garbage_never_panics() {
         &SerialCounter::new(),
     )
     .unwrap();
+    // a version-2 request as Salt 3006 sends it (AES key, no envelope id)
+    let mut v2_load = PublishJob::new("f", "*", "1").to_load();
+    v2_load.insert("id", "m1");
+    v2_load.insert("nonce", "5d6c3b2a19f84e7d9c0b1a2f3e4d5c6b");
+    v2_load.insert("tok", tok.as_bytes());
+    let v2_frame = to_channel_bytes(
+        &[
+            ("enc", Value::from("aes")),
+            ("load", Value::Bytes(aes.dumps(&v2_load, None).unwrap())),
+            ("version", Value::from(2)),
+        ]
+        .into_iter()
+        .collect(),
+    )
+    .unwrap();
     let valid = [
         request_frame.to_vec(),
         publish_frame.to_vec(),
         request.to_frame().unwrap().to_vec(),
+        v2_frame,
     ];
 
     let mut next = xorshift(0x5eed);

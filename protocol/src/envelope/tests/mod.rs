@@ -1,6 +1,7 @@
 //! Round trips and failure paths of the envelopes; shared test keys.
 
 mod fuzz;
+mod legacy;
 mod loads;
 mod publish;
 mod request;
