@@ -109,3 +109,56 @@ pub fn versions_report(program: &str) -> String {
         std::env::consts::ARCH,
     )
 }
+
+/// Salt's `EX_USAGE`: a bad command line.
+pub const EX_USAGE: u8 = 64;
+
+/// Parses the command line of `program`; `--help` and `--version` print and
+/// exit 0, a usage error is one line on stderr and [`EX_USAGE`].
+///
+/// # Errors
+/// The exit code to end with when parsing did not give arguments.
+pub fn parse_args<T: clap::Parser>(program: &str) -> Result<T, ExitCode> {
+    let parsed = T::command()
+        .try_get_matches()
+        .and_then(|m| T::from_arg_matches(&m));
+    match parsed {
+        Ok(args) => Ok(args),
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) {
+                let _ = err.print();
+                return Err(ExitCode::SUCCESS);
+            }
+            let text = err.render().to_string();
+            let line = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            Err(fail(program, format!("{line} (see --help)"), EX_USAGE))
+        }
+    }
+}
+
+/// The master config in `dir`, or Salt's defaults when the directory has
+/// no `master` file; a missing directory is an error. Returns the loader's
+/// warnings as text.
+///
+/// # Errors
+/// A readable message naming the directory or the bad key.
+pub fn load_master_config(
+    dir: &Path,
+) -> Result<(brine_protocol::config::MasterConfig, Vec<String>), String> {
+    use brine_protocol::config::{MasterConfig, Missing};
+
+    if !dir.is_dir() {
+        return Err(format!("config directory {} does not exist", dir.display()));
+    }
+    let loaded = MasterConfig::load(dir, Missing::UseDefaults).map_err(|e| e.to_string())?;
+    let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
+    Ok((loaded.config, warnings))
+}

@@ -259,6 +259,20 @@ pub fn rstrip(s: &str) -> &str {
 /// `\x1c`, `\x1d`, `\x1e`, `\x85`, `\u2028` and `\u2029`; no empty last
 /// line for a trailing break, no line at all for empty text.
 pub fn splitlines(s: &str) -> Vec<&str> {
+    split_lines(s)
+        .into_iter()
+        .map(|(line, break_at)| line.get(..break_at).unwrap_or(line))
+        .collect()
+}
+
+/// Python's `str.splitlines(keepends=True)`: as [`splitlines`], each line
+/// keeping its break.
+pub fn splitlines_keepends(s: &str) -> Vec<&str> {
+    split_lines(s).into_iter().map(|(line, _)| line).collect()
+}
+
+/// Each line with its break, and where in it the break starts.
+fn split_lines(s: &str) -> Vec<(&str, usize)> {
     let mut lines = Vec::new();
     let mut start = 0;
     let mut chars = s.char_indices().peekable();
@@ -278,16 +292,17 @@ pub fn splitlines(s: &str) -> Vec<&str> {
         if !is_break {
             continue;
         }
-        lines.push(s.get(start..at).unwrap_or_default());
         let mut end = at + c.len_utf8();
         if c == '\r' && chars.peek().is_some_and(|&(_, next)| next == '\n') {
             chars.next();
             end += 1;
         }
+        lines.push((s.get(start..end).unwrap_or_default(), at - start));
         start = end;
     }
     if start < s.len() {
-        lines.push(s.get(start..).unwrap_or_default());
+        let rest = s.get(start..).unwrap_or_default();
+        lines.push((rest, rest.len()));
     }
     lines
 }

@@ -9,13 +9,12 @@ use brine_master::keys::cli::{
 };
 use brine_master::keys::{HashType, KeyStore, RotationRequest};
 use brine_master::{cli, output};
-use brine_protocol::config::{LogLevel, MasterConfig, Missing};
-use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
+use brine_protocol::config::{LogLevel, MasterConfig};
+use clap::{ArgGroup, Parser};
 use tracing::warn;
 
 const PROGRAM: &str = "brine-key";
-/// Salt's `EX_USAGE`.
-const EX_USAGE: u8 = 64;
+use brine_master::cli::EX_USAGE;
 
 /// Manage the Brine master's minion keys.
 #[derive(Debug, Parser)]
@@ -164,42 +163,12 @@ impl Args {
     }
 }
 
-/// Parses the command line; a usage error is one line and `EX_USAGE`.
 fn parse_args() -> Result<Args, ExitCode> {
-    let matches = Args::command()
-        .try_get_matches()
-        .and_then(|m| Args::from_arg_matches(&m));
-    match matches {
-        Ok(args) => Ok(args),
-        Err(err) => {
-            use clap::error::ErrorKind;
-            if matches!(
-                err.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            ) {
-                let _ = err.print();
-                return Err(ExitCode::SUCCESS);
-            }
-            let text = err.render().to_string();
-            let line = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            Err(cli::fail(PROGRAM, format!("{line} (see --help)"), EX_USAGE))
-        }
-    }
+    cli::parse_args(PROGRAM)
 }
 
-/// The config, or defaults when the directory has no `master` file (as
-/// Salt); a missing directory is an error.
 fn load_config(dir: &Path) -> Result<(MasterConfig, Vec<String>), String> {
-    if !dir.is_dir() {
-        return Err(format!("config directory {} does not exist", dir.display()));
-    }
-    let loaded = MasterConfig::load(dir, Missing::UseDefaults).map_err(|e| e.to_string())?;
-    let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
-    Ok((loaded.config, warnings))
+    cli::load_master_config(dir)
 }
 
 fn main() -> ExitCode {

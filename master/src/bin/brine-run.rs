@@ -10,14 +10,13 @@ use brine_master::keys::cli::{Out, Printer, parse_outputter};
 use brine_master::output::{Indent, OutputOptions};
 use brine_master::runners::{self, Runner, RunnerError};
 use brine_master::{BuiltinTransports, cli, output};
-use brine_protocol::config::{MasterConfig, Missing};
+use brine_protocol::config::MasterConfig;
 use brine_transport_api::Registry;
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 use tracing::warn;
 
 const PROGRAM: &str = "brine-run";
-/// Salt's `EX_USAGE`.
-const EX_USAGE: u8 = 64;
+use brine_master::cli::EX_USAGE;
 
 /// Run a runner function on the Brine master.
 #[derive(Debug, Parser)]
@@ -72,40 +71,12 @@ struct Args {
     call: Vec<String>,
 }
 
-/// Parses the command line; a usage error is one line and `EX_USAGE`.
 fn parse_args() -> Result<Args, ExitCode> {
-    let parsed = Args::command()
-        .try_get_matches()
-        .and_then(|m| Args::from_arg_matches(&m));
-    match parsed {
-        Ok(args) => Ok(args),
-        Err(err) => {
-            use clap::error::ErrorKind;
-            if matches!(
-                err.kind(),
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-            ) {
-                let _ = err.print();
-                return Err(ExitCode::SUCCESS);
-            }
-            let text = err.render().to_string();
-            let line = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            Err(cli::fail(PROGRAM, format!("{line} (see --help)"), EX_USAGE))
-        }
-    }
+    cli::parse_args(PROGRAM)
 }
 
 fn load_config(dir: &Path) -> Result<(MasterConfig, Vec<String>), String> {
-    if !dir.is_dir() {
-        return Err(format!("config directory {} does not exist", dir.display()));
-    }
-    let loaded = MasterConfig::load(dir, Missing::UseDefaults).map_err(|e| e.to_string())?;
-    let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
-    Ok((loaded.config, warnings))
+    cli::load_master_config(dir)
 }
 
 fn main() -> ExitCode {

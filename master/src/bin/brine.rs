@@ -162,7 +162,10 @@ impl Sink {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = match cli::parse_args(PROGRAM) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     match run(args) {
         Ok(code) => ExitCode::from(code),
         Err(message) => cli::fail(PROGRAM, message, cmdline::EX_NO_RETURN),

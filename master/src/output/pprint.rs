@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use brine_protocol::Value;
-use brine_protocol::pyfmt::{is_space, py_repr, str_repr, write_bytes_repr};
+use brine_protocol::pyfmt::{is_space, py_repr, splitlines_keepends, str_repr, write_bytes_repr};
 
 use super::pyobj::{KeyClass, py_cmp};
 
@@ -55,41 +55,6 @@ fn sorted_entries(entries: &[(Value, Value)]) -> impl Iterator<Item = &(Value, V
         }
     });
     order.into_iter().filter_map(|i| entries.get(i))
-}
-
-/// `str.splitlines(keepends=True)`.
-fn splitlines_keepends(s: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut chars = s.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        let is_break = matches!(
-            c,
-            '\n' | '\r'
-                | '\x0b'
-                | '\x0c'
-                | '\x1c'
-                | '\x1d'
-                | '\x1e'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
-        );
-        if !is_break {
-            continue;
-        }
-        let mut end = at + c.len_utf8();
-        if c == '\r' && chars.peek().is_some_and(|&(_, next)| next == '\n') {
-            chars.next();
-            end += 1;
-        }
-        lines.push(s.get(start..end).unwrap_or_default());
-        start = end;
-    }
-    if start < s.len() {
-        lines.push(s.get(start..).unwrap_or_default());
-    }
-    lines
 }
 
 /// `re.findall(r'\S*\s*', line)` without its final empty match.
