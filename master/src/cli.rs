@@ -162,3 +162,41 @@ pub fn load_master_config(
     let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
     Ok((loaded.config, warnings))
 }
+
+/// Open files a daemon asks for (Salt's `max_open_files` default): a
+/// master holds two sockets per minion, a swarm two per simulated minion.
+pub const WANTED_OPEN_FILES: u64 = 100_000;
+
+/// Raises this process's open-files limit towards `wanted`: the hard
+/// limit too when allowed (root), else the soft limit up to the hard one.
+/// Returns the soft limit in force afterwards; never fails the caller.
+pub fn raise_open_files_limit(wanted: u64) -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+    let current = getrlimit(Resource::Nofile);
+    let soft = current.current.unwrap_or(u64::MAX);
+    if soft >= wanted {
+        return Some(soft);
+    }
+    let hard = current.maximum.unwrap_or(u64::MAX);
+    let raised = Rlimit {
+        current: Some(wanted.max(soft)),
+        maximum: Some(wanted.max(hard)),
+    };
+    if setrlimit(Resource::Nofile, raised).is_err() {
+        let within = Rlimit {
+            current: Some(hard.min(wanted).max(soft)),
+            maximum: current.maximum,
+        };
+        let _ = setrlimit(Resource::Nofile, within);
+    }
+    let now = getrlimit(Resource::Nofile).current;
+    if now.is_some_and(|n| n < wanted) {
+        tracing::warn!(
+            open_files = now,
+            wanted,
+            "open-files limit below what many minions need; raise it (LimitNOFILE= under systemd)"
+        );
+    }
+    now
+}

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
     if let Err(err) = cli::init_logging(level, args.log_file.as_deref()) {
         return cli::fail(PROGRAM, err, 1);
     }
+    cli::raise_open_files_limit(cli::WANTED_OPEN_FILES);
     for warning in &loaded.warnings {
         warn!("{warning}");
     }

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), String> {
     let level = cli::log_level(Some(&args.log_level), LogLevel::Warning)?;
     cli::init_logging(level, None)?;
+    cli::raise_open_files_limit(cli::WANTED_OPEN_FILES);
     std::fs::create_dir_all(&args.state_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.state_dir.display()))?;
     let state = std::fs::canonicalize(&args.state_dir)

@@ -125,6 +125,7 @@ fn main() -> ExitCode {
     if let Err(err) = cli::init_logging(args.log_level, args.log_file.as_deref()) {
         return cli::fail("brine-swarm", err, 1);
     }
+    cli::raise_open_files_limit(cli::WANTED_OPEN_FILES);
     if args.count == 0 {
         return cli::fail("brine-swarm", "--count must be at least 1", 2);
     }
