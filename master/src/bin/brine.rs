@@ -300,42 +300,39 @@ async fn run_cmd(
     }
     let streaming = !args.static_out;
     let progress = args.progress;
+    // Returns print as they arrive unless they are collected for one
+    // `--static` print (or kept off stdout while a progress line runs).
+    let print_now = streaming && !progress;
     let mut printed: Vec<(String, Value)> = Vec::new();
     let mut seen = 0usize;
-    let result = {
-        let mut on_return = |ret: &MinionReturn| {
-            seen += 1;
-            if progress {
-                eprint!("\r{seen} returned");
-            }
-            printed.push((ret.id.clone(), ret.ret.clone()));
-        };
-        if streaming && !progress {
-            // print as they arrive: the callback cannot borrow the sink
-            // across the await, so print through a channel-free buffer swap
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Value)>(4096);
-            let mut forward = |ret: &MinionReturn| {
-                let _ = tx.try_send((ret.id.clone(), ret.ret.clone()));
-            };
-            let cmd = client.cmd_cli(&job, timeout, &mut forward);
-            tokio::pin!(cmd);
-            let result = loop {
-                tokio::select! {
-                    result = &mut cmd => break result,
-                    Some((id, ret)) = rx.recv() => {
-                        sink.show(&output::static_returns([(id.as_str(), ret)]));
-                    }
-                }
-            };
-            while let Ok((id, ret)) = rx.try_recv() {
-                sink.show(&output::static_returns([(id.as_str(), ret)]));
-            }
-            result
-        } else {
-            client.cmd_cli(&job, timeout, &mut on_return).await
+    let mut take = |id: String, ret: Value, sink: &mut Sink| {
+        seen += 1;
+        if progress {
+            eprint!("\r{seen} returned");
         }
+        if print_now {
+            sink.show(&output::static_returns([(id.as_str(), ret)]));
+        } else {
+            printed.push((id, ret));
+        }
+    };
+    // The callback cannot borrow the sink across the await: it forwards.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, Value)>(4096);
+    let mut forward = |ret: &MinionReturn| {
+        let _ = tx.try_send((ret.id.clone(), ret.ret.clone()));
+    };
+    let cmd = client.cmd_cli(&job, timeout, &mut forward);
+    tokio::pin!(cmd);
+    let result = loop {
+        tokio::select! {
+            result = &mut cmd => break result,
+            Some((id, ret)) = rx.recv() => take(id, ret, sink),
+        }
+    };
+    while let Ok((id, ret)) = rx.try_recv() {
+        take(id, ret, sink);
     }
-    .map_err(|e| e.to_string())?;
+    let result = result.map_err(|e| e.to_string())?;
     if result.minions.is_empty() && result.returns.is_empty() {
         return Ok(no_minions());
     }
