@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 pub const PATIENCE: Duration = Duration::from_secs(30);
 /// The W3C key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How often an element command is retried when the page re-rendered it.
+const STALE_RETRIES: usize = 5;
 
 /// The browser and its driver.
 #[derive(Debug, Clone)]
@@ -167,18 +169,41 @@ impl Browser {
 
     /// One WebDriver command; panics with the driver's error message.
     fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_command(method, path, body)
+            .unwrap_or_else(|e| panic!("chromedriver {method} {path}: {e}"))
+    }
+
+    /// One WebDriver command; the driver's error as `"<error>: <message>"`.
+    fn try_command(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let text = body.map(|b| b.to_string());
-        let (status, reply) = http(self.port, method, path, text.as_deref())
-            .unwrap_or_else(|e| panic!("chromedriver {method} {path}: {e}"));
-        let json: Value = serde_json::from_str(&reply)
-            .unwrap_or_else(|e| panic!("chromedriver {method} {path}: not JSON ({e}): {reply}"));
+        let (status, reply) =
+            http(self.port, method, path, text.as_deref()).map_err(|e| e.to_string())?;
+        let json: Value =
+            serde_json::from_str(&reply).map_err(|e| format!("not JSON ({e}): {reply}"))?;
         if status != 200 {
-            panic!(
-                "chromedriver {method} {path}: {status} {}: {}",
+            return Err(format!(
+                "{status} {}: {}",
                 json["value"]["error"], json["value"]["message"]
-            );
+            ));
         }
-        json["value"].clone()
+        Ok(json["value"].clone())
+    }
+
+    /// Finds `css` and runs one element command on it; when the page
+    /// re-rendered that element in between (a live list refreshing), finds
+    /// it again rather than failing on the stale reference.
+    fn on_element(&self, css: &str, action: &str, body: Value) {
+        let mut last = String::new();
+        for _ in 0..STALE_RETRIES {
+            let id = self.find(css);
+            let path = self.session_path(&format!("/element/{id}/{action}"));
+            match self.try_command("POST", &path, Some(body.clone())) {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element reference") => last = e,
+                Err(e) => panic!("chromedriver {action} on {css}: {e}"),
+            }
+        }
+        panic!("chromedriver {action} on {css}: still stale after {STALE_RETRIES} tries: {last}");
     }
 
     fn session_path(&self, rest: &str) -> String {
@@ -213,27 +238,13 @@ impl Browser {
 
     /// Clicks the element `css` selects, as a user would.
     pub fn click(&self, css: &str) {
-        let id = self.find(css);
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{id}/click")),
-            Some(json!({})),
-        );
+        self.on_element(css, "click", json!({}));
     }
 
     /// Types `text` into the element `css` selects (after clearing it).
     pub fn fill(&self, css: &str, text: &str) {
-        let id = self.find(css);
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{id}/clear")),
-            Some(json!({})),
-        );
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{id}/value")),
-            Some(json!({"text": text})),
-        );
+        self.on_element(css, "clear", json!({}));
+        self.on_element(css, "value", json!({"text": text}));
     }
 
     /// Runs `body` (a function body; its arguments are `arguments[..]`) in
