@@ -289,14 +289,7 @@ mod tests {
         let reply = req.request(Bytes::from_static(b"hi"), step).await.unwrap();
         assert_eq!(&reply[..], b"hi");
 
-        let live_links = quic
-            .inner
-            .links
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, link)| link.strong_count() > 0)
-            .count();
+        let live_links = quic.inner.links.live();
         assert_eq!(
             live_links, 1,
             "subscribe and connect_requests share one link"

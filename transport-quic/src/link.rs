@@ -2,6 +2,11 @@
 //! reconnects with backoff, and shared by the publish and request clients
 //! of one minion (same address, identity and options), so both channels
 //! ride one QUIC connection when the master serves them on one address.
+//!
+//! Every link of a transport value sends from one UDP socket per address
+//! family (a quinn client endpoint carries any number of connections), so
+//! a process holding thousands of minions — `brine-swarm` — needs a handful
+//! of file descriptors rather than one or two per minion.
 
 use std::{
     net::SocketAddr,
@@ -27,8 +32,58 @@ use crate::{
     wire::code,
 };
 
-/// Every live link of a transport value, with the options it was made for.
-pub(crate) type Links = Arc<Mutex<Vec<(ClientOptions, Weak<Link>)>>>;
+/// Every live link of a transport value, with the options it was made
+/// for, and the client endpoints they send from.
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    live: Mutex<Vec<(ClientOptions, Weak<Link>)>>,
+    /// By address family (`true` for IPv6); an endpoint lives while a link
+    /// uses it, so it never outlives the runtime its links run on.
+    endpoints: Mutex<[Weak<ClientEndpoint>; 2]>,
+}
+
+impl Links {
+    /// How many links are alive (for tests).
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
+        lock(&self.live)
+            .iter()
+            .filter(|(_, link)| link.strong_count() > 0)
+            .count()
+    }
+
+    /// The client endpoint for `peer`'s address family: the one in use, or
+    /// a new one bound to an ephemeral port.
+    fn endpoint(&self, peer: SocketAddr) -> Result<Arc<ClientEndpoint>, TransportError> {
+        let family = usize::from(peer.is_ipv6());
+        let mut endpoints = lock(&self.endpoints);
+        if let Some(existing) = endpoints[family].upgrade() {
+            return Ok(existing);
+        }
+        let local: SocketAddr = if peer.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let endpoint = quinn::Endpoint::client(local).map_err(|source| TransportError::Bind {
+            addr: local.to_string(),
+            source,
+        })?;
+        let shared = Arc::new(ClientEndpoint(endpoint));
+        endpoints[family] = Arc::downgrade(&shared);
+        Ok(shared)
+    }
+}
+
+/// A client endpoint shared by links; closed when the last one lets go.
+#[derive(Debug)]
+struct ClientEndpoint(quinn::Endpoint);
+
+impl Drop for ClientEndpoint {
+    fn drop(&mut self) {
+        self.0.close(code::CLOSING, b"client closing");
+    }
+}
 
 /// Where the driver is.
 #[derive(Debug, Clone)]
@@ -48,7 +103,8 @@ pub(crate) struct Link {
     state: watch::Receiver<LinkState>,
     kick: Arc<Notify>,
     driver: Mutex<Option<JoinHandle<()>>>,
-    endpoint: quinn::Endpoint,
+    /// Held so the shared endpoint outlives this link's connection.
+    _endpoint: Arc<ClientEndpoint>,
 }
 
 /// The part of the options that decides whether two clients may share a link.
@@ -82,20 +138,12 @@ impl Link {
         let tls = tokio::task::spawn_blocking(move || ClientTls::load(tls_opts.as_ref(), &config))
             .await
             .map_err(|e| error::backend(Error::Task(Opaque::new(e))))??;
-        let local: SocketAddr = if opts.connect.is_ipv6() {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        };
-        let endpoint = quinn::Endpoint::client(local).map_err(|source| TransportError::Bind {
-            addr: local.to_string(),
-            source,
-        })?;
+        let endpoint = links.endpoint(opts.connect)?;
         let peer = opts.connect.to_string();
         let (state_tx, state) = watch::channel(LinkState::Connecting { attempt: 1 });
         let kick = Arc::new(Notify::new());
         let driver = tokio::spawn(
-            drive(endpoint.clone(), tls, key.clone(), state_tx, kick.clone())
+            drive(endpoint.0.clone(), tls, key.clone(), state_tx, kick.clone())
                 .instrument(tracing::debug_span!("quic_client", peer = %opts.connect)),
         );
         let link = Arc::new(Self {
@@ -103,9 +151,9 @@ impl Link {
             state,
             kick,
             driver: Mutex::new(Some(driver)),
-            endpoint,
+            _endpoint: endpoint,
         });
-        let mut all = lock(links);
+        let mut all = lock(&links.live);
         all.retain(|(_, weak)| weak.strong_count() > 0);
         // Another client may have made the same link meanwhile: use that one
         // (ours shuts down as it drops).
@@ -177,9 +225,15 @@ impl Link {
             let _ = driver.await;
         }
         // The close frame goes out at once; quinn's own driver finishes the
-        // closing handshake without us (a client's ephemeral port matters
-        // to nobody), so there is nothing to wait for.
-        self.endpoint.close(code::CLOSING, b"client closing");
+        // closing handshake without us, so there is nothing to wait for.
+        self.close_connection();
+    }
+
+    /// Closes this link's connection (not the endpoint other links share).
+    fn close_connection(&self) {
+        if let LinkState::Up { conn } = &*self.state.borrow() {
+            conn.close(code::CLOSING, b"client closing");
+        }
     }
 }
 
@@ -188,7 +242,7 @@ impl Drop for Link {
         if let Some(driver) = lock(&self.driver).take() {
             driver.abort();
         }
-        self.endpoint.close(code::CLOSING, b"client closing");
+        self.close_connection();
     }
 }
 
@@ -200,7 +254,7 @@ pub(crate) async fn release(link: Arc<Link>) {
 }
 
 fn find(links: &Links, key: &ClientOptions) -> Option<Arc<Link>> {
-    let mut all = lock(links);
+    let mut all = lock(&links.live);
     all.retain(|(_, weak)| weak.strong_count() > 0);
     all.iter()
         .find(|(k, _)| k == key)
