@@ -35,7 +35,9 @@
 //! `target/brine-bench/swarm` (reused by every later run).
 //!
 //! Flags: `--quick`, `--sizes 1,10,100`, `--only zeromq,tcp,quic,salt`,
-//! `--no-salt`, `--salt-max N`, `--keysize 2048`, `--ramp-per-sec R`,
+//! `--no-salt`, `--salt-max N`, `--salt-wait SECS` (how long stock Salt's
+//! minions get to answer: 120 + 3 per minion, `--quick` at most 150),
+//! `--keysize 2048`, `--ramp-per-sec R`,
 //! `--swarm-dir DIR`, `--no-build`, `--no-copy`.
 
 #[path = "../../benches/support/procs.rs"]
@@ -66,6 +68,8 @@ const BRINE_TRANSPORTS: [&str; 3] = ["zeromq", "tcp", "quic"];
 /// Salt runs its default transport.
 const SALT_TRANSPORT: &str = "zeromq";
 const QUICK_SIZES: [usize; 3] = [1, 10, 100];
+/// How long `--quick` waits for stock Salt's minions to answer (`--salt-wait`).
+const QUICK_SALT_WAIT_SECS: u64 = 150;
 const FULL_SIZES: [usize; 5] = [1, 10, 100, 1_000, 10_000];
 /// Client-library pings per stage.
 const PINGS: usize = 20;
@@ -105,6 +109,8 @@ struct Options {
     sizes: Vec<usize>,
     systems: Vec<System>,
     salt_max: Option<usize>,
+    /// Seconds stock Salt's minions get to start and answer.
+    salt_wait: Option<u64>,
     keysize: usize,
     ramp_per_sec: f64,
     swarm_dir: PathBuf,
@@ -194,6 +200,7 @@ fn parse_args() -> Result<Options, String> {
         "--only",
         "--no-salt",
         "--salt-max",
+        "--salt-wait",
         "--keysize",
         "--ramp-per-sec",
         "--swarm-dir",
@@ -214,7 +221,13 @@ fn parse_args() -> Result<Options, String> {
         }
         skip = matches!(
             a.as_str(),
-            "--sizes" | "--only" | "--salt-max" | "--keysize" | "--ramp-per-sec" | "--swarm-dir"
+            "--sizes"
+                | "--only"
+                | "--salt-max"
+                | "--salt-wait"
+                | "--keysize"
+                | "--ramp-per-sec"
+                | "--swarm-dir"
         );
     }
     let quick = has("--quick");
@@ -255,6 +268,9 @@ fn parse_args() -> Result<Options, String> {
         systems,
         salt_max: value("--salt-max")
             .map(|v| v.parse().map_err(|e| format!("--salt-max: {e}")))
+            .transpose()?,
+        salt_wait: value("--salt-wait")
+            .map(|v| v.parse().map_err(|e| format!("--salt-wait: {e}")))
             .transpose()?,
         keysize: value("--keysize")
             .map(|v| v.parse().map_err(|e| format!("--keysize: {e}")))
@@ -1092,7 +1108,14 @@ fn salt_stage(
         minion_groups.push(minion.pgid);
         cluster.add(minion);
     }
-    let limit = 120 + 3 * n;
+    // Stock Salt on 2 cores may never bring 100 minions up; --quick must
+    // stay a few minutes, so it gives up sooner.
+    let full_wait = 120 + 3 * n as u64;
+    let limit = opts.salt_wait.unwrap_or(if opts.quick {
+        full_wait.min(QUICK_SALT_WAIT_SECS)
+    } else {
+        full_wait
+    });
     let waited = salt_script(
         tools,
         &script,
