@@ -87,7 +87,7 @@ async fn run(
                     let key = Arc::clone(&shared.master_key);
                     let sign = shared.config.sign_pub_messages;
                     let load = job.load.clone();
-                    let wrapped = tokio::task::spawn_blocking(move || match serial {
+                    let wrapped = brine_protocol::crypto::offload(move || match serial {
                         Some(serial) => wrap_publish_with_serial(&load, &aes, &key, sign, serial)
                             .map_err(|e| e.to_string()),
                         None => Err("publish serials exhausted; rotate the AES key".to_owned()),

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use brine_protocol::auth::{AuthAct, AuthLoad, Candidate, KeyOnFile, build_auth_reply, decide};
+use brine_protocol::crypto::offload;
 use brine_protocol::{PublicKey, Value, tags};
 use brine_transport_api::Peer;
 use tracing::{info, warn};
@@ -14,8 +15,8 @@ use crate::state::Shared;
 pub(super) async fn handle(shared: &Arc<Shared>, load: Value, version: i64, peer: &Peer) -> Reply {
     let shared = Arc::clone(shared);
     let peer = peer.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || authenticate(&shared, &load, version, &peer)).await;
+    // bounded to the cores: a sign-in herd queues instead of thrashing
+    let outcome = offload(move || authenticate(&shared, &load, version, &peer)).await;
     match outcome {
         Ok(reply) => Reply::Clear(reply),
         Err(_) => Reply::Clear(Value::from(HANDLER_FAILED)),

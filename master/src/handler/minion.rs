@@ -107,7 +107,7 @@ pub(super) async fn handle_pillar(
     };
     let shared = Arc::clone(shared);
     let nonce = nonce.to_owned();
-    let sealed = tokio::task::spawn_blocking(move || {
+    let sealed = brine_protocol::crypto::offload(move || {
         seal_private_pillar(
             &Value::map(),
             &public,

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use brine_protocol::auth::{AuthOutcome, AuthRequest, Credentials, handle_signin_response};
-use brine_protocol::crypto::gen_nonce;
+use brine_protocol::crypto::{gen_nonce, offload};
 use brine_protocol::envelope::{EnvelopeError, Tok, open_clear_reply, package_aes};
 use brine_protocol::keys::MinionPki;
 use brine_protocol::{AuthError, Crypticle, PrivateKey, PublicKey, Serialization, Value};
@@ -245,7 +245,13 @@ impl Channel {
                 what: "auth reply is not msgpack",
             })
         })?;
-        let outcome = match handle_signin_response(&reply, &request, &self.key) {
+        // RSA private operations: off the runtime threads, one per core (a
+        // swarm of thousands signing in must not starve its connections)
+        let key = self.key.clone();
+        let handled = offload(move || handle_signin_response(&reply, &request, &key))
+            .await
+            .map_err(|e| auth_err(AuthError::from(e)))?;
+        let outcome = match handled {
             Ok(outcome) => outcome,
             Err(err @ AuthError::SerialMismatch { .. }) => {
                 error!(

@@ -72,6 +72,10 @@ pub enum CryptoError {
     /// A signature did not verify, or an X9.31 block did not decode.
     #[error("signature verification failed")]
     BadSignature,
+    /// A job given to [`offload`](super::offload) panicked or was
+    /// cancelled by a runtime shutting down.
+    #[error("the crypto worker failed: {0}")]
+    Worker(String),
     /// Signing failed.
     #[error("signing failed: {0}")]
     Sign(String),

@@ -16,12 +16,14 @@
 mod crypticle;
 mod error;
 mod nonce;
+mod offload;
 mod rsa_key;
 mod x931;
 
 pub use crypticle::{Crypticle, PICKLE_PREFIX};
 pub use error::CryptoError;
 pub use nonce::{NONCE_LEN, gen_nonce, is_nonce};
+pub use offload::offload;
 pub use rsa_key::{EncryptionAlgorithm, PrivateKey, PublicKey, SigningAlgorithm, clean_key};
 /// Wrapper that wipes secrets (key strings, private PEMs, decrypted
 /// plaintexts) from memory on drop; derefs to the inner value. Re-exported
