@@ -3,14 +3,18 @@
 
 use std::{
     future::Future,
+    io,
     net::SocketAddr,
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::Duration,
 };
 
 use brine_transport_api::{ClientOptions, ServerOptions, TransportError};
+use bytes::Bytes;
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::oneshot,
     task::{JoinHandle, JoinSet},
@@ -30,8 +34,56 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 /// An established connection, plain or TLS.
 pub(crate) type BoxedIo = Box<dyn Io>;
 
+/// A connection whose first bytes were already read (to tell which service
+/// it wants): reads give those bytes back first, then the rest of the
+/// stream, so the service reads the connection from its start.
+pub(crate) struct Prefixed {
+    prefix: Bytes,
+    io: BoxedIo,
+}
+
+impl Prefixed {
+    /// `io`, with `prefix` put back in front of it.
+    pub(crate) fn boxed(prefix: Bytes, io: BoxedIo) -> BoxedIo {
+        Box::new(Self { prefix, io })
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.io).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 /// How long a server gives a new connection for its TLS handshake and, on
-/// the publish channel, its hello.
+/// the publish channel or a shared listener, its first frame.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a client reaches its server.
@@ -212,19 +264,25 @@ impl AcceptLoop {
             }
         }
     }
-}
 
-impl Drop for AcceptLoop {
-    fn drop(&mut self) {
+    /// Stops without waiting (for `Drop`): the port is released as soon as
+    /// the aborted task is dropped.
+    pub(crate) fn abort(&self) {
         let running = self
             .running
-            .get_mut()
+            .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some((_, task)) = running {
             // Aborting drops the loop's JoinSet, which aborts every connection.
             task.abort();
         }
+    }
+}
+
+impl Drop for AcceptLoop {
+    fn drop(&mut self) {
+        self.abort();
     }
 }
 
@@ -303,5 +361,30 @@ impl Drop for OwnedTask {
         if let Some(task) = self.0.take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn prefixed_gives_back_the_bytes_read_then_the_stream() {
+        let (mut peer, ours) = tokio::io::duplex(64);
+        peer.write_all(b" world").await.unwrap();
+        let mut io = Prefixed::boxed(Bytes::from_static(b"hello"), Box::new(ours));
+        let mut first = [0u8; 3];
+        io.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"hel");
+        let mut rest = [0u8; 8];
+        io.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"lo world");
+        io.write_all(b"back").await.unwrap();
+        io.flush().await.unwrap();
+        let mut echoed = [0u8; 4];
+        peer.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"back");
     }
 }

@@ -23,12 +23,12 @@ const LONG: Duration = Duration::from_secs(10);
 async fn publisher(queue_depth: usize) -> Box<dyn PublishServer> {
     let mut opts = ServerOptions::new(loopback());
     opts.limits.queue_depth = queue_depth;
-    TcpTransport.bind_publisher(opts).await.unwrap()
+    TcpTransport::new().bind_publisher(opts).await.unwrap()
 }
 
 async fn subscriber(server: &dyn PublishServer, identity: &str) -> Box<dyn PublishClient> {
     let opts = quick(ClientOptions::new(server.local_addr(), identity));
-    TcpTransport.subscribe(opts).await.unwrap()
+    TcpTransport::new().subscribe(opts).await.unwrap()
 }
 
 async fn connected(client: &dyn PublishClient) {
@@ -149,7 +149,7 @@ async fn subscriber_reports_loss_and_resubscribes_when_the_server_returns() {
     ));
     let mut opts = ServerOptions::new(addr);
     opts.limits.queue_depth = 16;
-    let server = TcpTransport.bind_publisher(opts).await.unwrap();
+    let server = TcpTransport::new().bind_publisher(opts).await.unwrap();
     connected(&*client).await;
     server
         .publish(Bytes::from_static(b"back"), &Audience::All)
@@ -172,7 +172,7 @@ async fn a_frame_over_the_subscriber_limit_is_skipped_and_the_next_arrives() {
     let server = publisher(16).await;
     let mut opts = ClientOptions::new(server.local_addr(), "small");
     opts.limits.max_frame_size = 100;
-    let client = TcpTransport.subscribe(opts).await.unwrap();
+    let client = TcpTransport::new().subscribe(opts).await.unwrap();
     connected(&*client).await;
     server
         .publish(Bytes::from(vec![1u8; 101]), &Audience::All)
@@ -193,7 +193,7 @@ async fn a_frame_over_the_subscriber_limit_is_skipped_and_the_next_arrives() {
 async fn publish_refuses_frames_over_the_server_limit() {
     let mut opts = ServerOptions::new(loopback());
     opts.limits.max_frame_size = 10;
-    let server = TcpTransport.bind_publisher(opts).await.unwrap();
+    let server = TcpTransport::new().bind_publisher(opts).await.unwrap();
     let err = server
         .publish(Bytes::from(vec![0u8; 11]), &Audience::All)
         .await

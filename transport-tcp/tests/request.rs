@@ -38,13 +38,16 @@ fn echo() -> Arc<dyn brine_transport_api::RequestHandler> {
 async fn echo_server(max_frame: usize) -> Box<dyn RequestServer> {
     let mut opts = ServerOptions::new(loopback());
     opts.limits.max_frame_size = max_frame;
-    TcpTransport.bind_requests(opts, echo()).await.unwrap()
+    TcpTransport::new()
+        .bind_requests(opts, echo())
+        .await
+        .unwrap()
 }
 
 async fn client_for(server: &dyn RequestServer, max_frame: usize) -> Box<dyn RequestClient> {
     let mut opts = quick(ClientOptions::new(server.local_addr(), "minion"));
     opts.limits.max_frame_size = max_frame;
-    TcpTransport.connect_requests(opts).await.unwrap()
+    TcpTransport::new().connect_requests(opts).await.unwrap()
 }
 
 async fn assert_echo(client: &dyn RequestClient, body: &[u8]) {
@@ -108,7 +111,7 @@ async fn oversized_request_is_refused_and_the_connection_goes_on() {
 async fn client_refuses_to_send_over_its_own_limit() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&calls);
-    let server = TcpTransport
+    let server = TcpTransport::new()
         .bind_requests(
             ServerOptions::new(loopback()),
             handler_fn(move |frame: Bytes, _| {
@@ -144,7 +147,7 @@ async fn client_refuses_to_send_over_its_own_limit() {
 
 #[tokio::test]
 async fn reply_over_the_client_limit_is_refused_and_the_connection_goes_on() {
-    let server = TcpTransport
+    let server = TcpTransport::new()
         .bind_requests(
             ServerOptions::new(loopback()),
             handler_fn(|frame: Bytes, _| async move {
@@ -183,7 +186,7 @@ async fn requests_on_one_connection_are_handled_concurrently() {
     const N: usize = 16;
     // Every handler waits for all N: only concurrent handling gets past it.
     let barrier = Arc::new(Barrier::new(N));
-    let server = TcpTransport
+    let server = TcpTransport::new()
         .bind_requests(
             ServerOptions::new(loopback()),
             handler_fn(move |frame: Bytes, _| {
@@ -217,7 +220,7 @@ async fn requests_on_one_connection_are_handled_concurrently() {
 async fn late_reply_is_discarded_not_given_to_the_next_request() {
     let release = Arc::new(Notify::new());
     let gate = Arc::clone(&release);
-    let server = TcpTransport
+    let server = TcpTransport::new()
         .bind_requests(
             ServerOptions::new(loopback()),
             handler_fn(move |frame: Bytes, _| {
@@ -252,7 +255,7 @@ async fn late_reply_is_discarded_not_given_to_the_next_request() {
 #[tokio::test]
 async fn pending_requests_fail_with_connection_lost_when_the_server_goes() {
     let (arrived_tx, mut arrived) = mpsc::channel(1);
-    let server = TcpTransport
+    let server = TcpTransport::new()
         .bind_requests(
             ServerOptions::new(loopback()),
             handler_fn(move |_frame: Bytes, _| {
@@ -292,7 +295,10 @@ async fn client_reconnects_after_its_connection_breaks_and_close_is_final() {
     drop(server);
     let mut opts = ServerOptions::new(addr);
     opts.limits.max_frame_size = 1024;
-    let server = TcpTransport.bind_requests(opts, echo()).await.unwrap();
+    let server = TcpTransport::new()
+        .bind_requests(opts, echo())
+        .await
+        .unwrap();
     // The broken connection is noticed and replaced within one request.
     let mut last = None;
     for _ in 0..50 {
@@ -410,7 +416,7 @@ async fn port_can_be_bound_again_right_after_close() {
     let client = client_for(&*server, 1024).await;
     assert_echo(&*client, b"x").await;
     server.close().await.unwrap();
-    let again = TcpTransport
+    let again = TcpTransport::new()
         .bind_requests(ServerOptions::new(addr), echo())
         .await
         .unwrap();

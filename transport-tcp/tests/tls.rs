@@ -18,7 +18,7 @@ const LONG: Duration = Duration::from_secs(10);
 async fn tls_echo(tls: TlsOptions) -> Box<dyn RequestServer> {
     let mut opts = ServerOptions::new(loopback());
     opts.tls = Some(tls);
-    TcpTransport
+    TcpTransport::new()
         .bind_requests(opts, handler_fn(|frame: Bytes, _| async move { frame }))
         .await
         .unwrap()
@@ -30,7 +30,7 @@ async fn request_with(
 ) -> Result<Bytes, TransportError> {
     let mut opts = quick(ClientOptions::new(server.local_addr(), "minion"));
     opts.tls = tls;
-    let client = TcpTransport.connect_requests(opts).await.unwrap();
+    let client = TcpTransport::new().connect_requests(opts).await.unwrap();
     let result = client.request(Bytes::from_static(b"hello"), LONG).await;
     client.close().await.unwrap();
     result
@@ -110,7 +110,7 @@ async fn plain_client_gets_no_reply_from_a_tls_server() {
     let server = tls_echo(cert.server_tls()).await;
     let mut opts = ClientOptions::new(server.local_addr(), "plain");
     opts.connect_timeout = Duration::from_secs(1);
-    let client = TcpTransport.connect_requests(opts).await.unwrap();
+    let client = TcpTransport::new().connect_requests(opts).await.unwrap();
     let err = client
         .request(Bytes::from_static(b"hello"), Duration::from_secs(2))
         .await
@@ -127,7 +127,10 @@ async fn missing_or_bad_material_is_an_option_error_naming_the_option() {
         cert: Some(cert.cert.clone()),
         ..TlsOptions::default()
     });
-    let err = TcpTransport.bind_publisher(opts.clone()).await.unwrap_err();
+    let err = TcpTransport::new()
+        .bind_publisher(opts.clone())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, TransportError::InvalidOption { option, .. } if option == "tls.key"),
         "{err:?}"
@@ -137,7 +140,7 @@ async fn missing_or_bad_material_is_an_option_error_naming_the_option() {
         key: Some(cert.cert.clone()),
         ..TlsOptions::default()
     });
-    let err = TcpTransport.bind_publisher(opts).await.unwrap_err();
+    let err = TcpTransport::new().bind_publisher(opts).await.unwrap_err();
     assert!(
         matches!(&err, TransportError::InvalidOption { option, .. } if option == "tls.key"),
         "{err:?}"
@@ -148,7 +151,7 @@ async fn missing_or_bad_material_is_an_option_error_naming_the_option() {
         server_name: "not a name!".to_owned(),
         ..TlsOptions::default()
     });
-    let err = TcpTransport.subscribe(client).await.unwrap_err();
+    let err = TcpTransport::new().subscribe(client).await.unwrap_err();
     assert!(
         matches!(&err, TransportError::InvalidOption { option, .. } if option == "tls.server_name"),
         "{err:?}"
@@ -161,13 +164,13 @@ async fn subscriber_with_the_wrong_ca_never_connects_and_a_trusting_one_does() {
     let other = Certificate::self_signed(&["brine-master"]);
     let mut opts = ServerOptions::new(loopback());
     opts.tls = Some(real.server_tls());
-    let server = TcpTransport.bind_publisher(opts).await.unwrap();
+    let server = TcpTransport::new().bind_publisher(opts).await.unwrap();
     let mut wrong = quick(ClientOptions::new(server.local_addr(), "wrong"));
     wrong.tls = Some(other.client_tls());
-    let wrong = TcpTransport.subscribe(wrong).await.unwrap();
+    let wrong = TcpTransport::new().subscribe(wrong).await.unwrap();
     let mut right = quick(ClientOptions::new(server.local_addr(), "right"));
     right.tls = Some(real.client_tls());
-    let right = TcpTransport.subscribe(right).await.unwrap();
+    let right = TcpTransport::new().subscribe(right).await.unwrap();
     assert_eq!(next(&*right).await, Received::Connected);
     server
         .publish(Bytes::from_static(b"x"), &Audience::All)

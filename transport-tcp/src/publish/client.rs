@@ -1,22 +1,22 @@
-//! The subscriber: connects in the background, announces its identity,
+//! The subscriber: a driver task keeps a connection subscribed through the
+//! client's [`Link`] (its own, or one shared with the request client),
 //! reports state changes, and reconnects with backoff until closed.
 
 use std::sync::{
-    Mutex, PoisonError,
+    Arc, Mutex, PoisonError,
     atomic::{AtomicBool, Ordering},
 };
 
 use async_trait::async_trait;
-use brine_transport_api::{
-    Backoff, ClientOptions, PublishClient, Received, TransportError,
-    framing::{discard, read_frame, write_frame},
-};
-use bytes::Bytes;
-use tokio::{io::AsyncWriteExt, sync::mpsc};
+use brine_transport_api::{Backoff, ClientOptions, PublishClient, Received, TransportError};
+use tokio::sync::mpsc;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
-use super::{KIND_FRAME, KIND_WELCOME, MAX_HELLO, encode_hello};
-use crate::net::{Dialer, OwnedTask};
+use super::encode_hello;
+use crate::{
+    link::{Attached, Kind, Link, Links, Session},
+    net::OwnedTask,
+};
 
 /// The TCP [`PublishClient`].
 #[derive(Debug)]
@@ -24,21 +24,26 @@ pub(crate) struct Client {
     received: tokio::sync::Mutex<mpsc::Receiver<Received>>,
     closed: AtomicBool,
     task: Mutex<Option<OwnedTask>>,
+    attached: Attached,
 }
 
 /// Starts a subscriber for the server in `opts`; it connects in the background.
 ///
 /// # Errors
 /// Invalid settings, TLS material or identity; never "server not up".
-pub(crate) async fn subscribe(opts: ClientOptions) -> Result<Client, TransportError> {
-    let dialer = Dialer::new(&opts).await?;
-    let hello = encode_hello(&opts.identity)?;
-    let (events, received) = mpsc::channel(opts.limits.queue_depth.max(1));
+pub(crate) async fn subscribe(
+    links: &Links,
+    opts: ClientOptions,
+) -> Result<Client, TransportError> {
+    encode_hello(&opts.identity)?;
+    let attached = Link::obtain(links, &opts, Kind::Publish).await?;
+    // Frames wait in the connection's queue of `queue_depth`; this one only
+    // hands them over one by one.
+    let (events, received) = mpsc::channel(1);
     let span = debug_span!("subscriber", server = %opts.connect, minion = %opts.identity);
     let driver = Driver {
-        dialer,
-        hello,
-        max_frame: opts.limits.max_frame_size,
+        link: Arc::clone(attached.link()),
+        side: attached.side(),
         backoff: opts.backoff,
         events,
     };
@@ -47,6 +52,7 @@ pub(crate) async fn subscribe(opts: ClientOptions) -> Result<Client, TransportEr
         received: tokio::sync::Mutex::new(received),
         closed: AtomicBool::new(false),
         task: Mutex::new(Some(task)),
+        attached,
     })
 }
 
@@ -74,25 +80,16 @@ impl PublishClient for Client {
         if let Some(task) = task {
             task.stop().await;
         }
+        self.attached.leave().await;
         Ok(())
     }
 }
 
-/// How a connection ended.
-enum Ended {
-    /// It never became a subscription.
-    NotConnected(TransportError),
-    /// An established subscription broke.
-    Lost(String),
-    /// Nobody holds the client any more.
-    ClientGone,
-}
-
-/// The background task's state: dial, hello, welcome, read frames, repeat.
+/// The background task: get a subscribed connection, pass its frames on,
+/// report its end, back off, repeat.
 struct Driver {
-    dialer: Dialer,
-    hello: Bytes,
-    max_frame: usize,
+    link: Arc<Link>,
+    side: u64,
     backoff: Backoff,
     events: mpsc::Sender<Received>,
 }
@@ -100,10 +97,24 @@ struct Driver {
 impl Driver {
     async fn run(self) {
         let mut attempt = 0u32;
+        let mut installed = self.link.installed();
         loop {
-            match self.session().await {
-                Ended::ClientGone => return,
-                Ended::Lost(reason) => {
+            let session = self.link.publish_conn(self.side).await;
+            // Our own install is no news; one by the request client is.
+            installed.borrow_and_update();
+            match session {
+                Ok(Session::Subscribed(feed)) => {
+                    info!("subscribed");
+                    if self.events.send(Received::Connected).await.is_err() {
+                        return;
+                    }
+                    let mut frames = feed.frames;
+                    while let Some(frame) = frames.recv().await {
+                        if self.events.send(Received::Frame(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                    let reason = feed.ended.reason().await;
                     info!(reason = %reason, "subscription lost; reconnecting");
                     attempt = 0;
                     if self
@@ -115,83 +126,26 @@ impl Driver {
                         return;
                     }
                 }
-                Ended::NotConnected(err @ TransportError::Tls { .. }) => {
+                Ok(Session::RequestsOnly(ended)) => {
+                    debug!(
+                        "no publish server at this address now; waiting for the connection to change"
+                    );
+                    ended.reason().await;
+                }
+                Err(TransportError::Closed) => return,
+                Err(err @ TransportError::Tls { .. }) => {
                     warn!(error = %err, attempt, "cannot subscribe; retrying");
                 }
-                Ended::NotConnected(err) => {
+                Err(err) => {
                     debug!(error = %err, attempt, "cannot subscribe; retrying");
                 }
             }
-            tokio::time::sleep(self.backoff.delay(attempt)).await;
+            tokio::select! {
+                () = tokio::time::sleep(self.backoff.delay(attempt)) => {}
+                // A connection the request client opened may carry us.
+                Ok(()) = installed.changed() => {}
+            }
             attempt = attempt.saturating_add(1);
-        }
-    }
-
-    async fn session(&self) -> Ended {
-        let peer = self.dialer.peer();
-        let mut io = match self.dialer.dial().await {
-            Ok(io) => io,
-            Err(err) => return Ended::NotConnected(err),
-        };
-        let handshake = async {
-            write_frame(&mut io, &self.hello, MAX_HELLO, peer).await?;
-            io.flush()
-                .await
-                .map_err(|err| TransportError::from_io(peer, err))?;
-            match read_frame(&mut io, 1, peer).await? {
-                Some(frame) if frame[..] == [KIND_WELCOME] => Ok(()),
-                Some(_) => Err(TransportError::Malformed {
-                    peer: peer.to_owned(),
-                    reason: "expected a welcome".to_owned(),
-                }),
-                None => Err(TransportError::ConnectionLost {
-                    peer: peer.to_owned(),
-                    source: None,
-                }),
-            }
-        };
-        match tokio::time::timeout(self.dialer.connect_timeout(), handshake).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => return Ended::NotConnected(err),
-            Err(_) => {
-                return Ended::NotConnected(TransportError::Timeout {
-                    peer: peer.to_owned(),
-                    after: self.dialer.connect_timeout(),
-                });
-            }
-        }
-        info!("subscribed");
-        if self.events.send(Received::Connected).await.is_err() {
-            return Ended::ClientGone;
-        }
-        loop {
-            let frame = match read_frame(&mut io, self.max_frame.saturating_add(1), peer).await {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return Ended::Lost("server closed the connection".to_owned()),
-                Err(TransportError::FrameTooLarge { len, .. }) => {
-                    warn!(
-                        len,
-                        max = self.max_frame,
-                        "published frame over the frame size limit skipped"
-                    );
-                    if let Err(err) = discard(&mut io, len, peer).await {
-                        return Ended::Lost(err.to_string());
-                    }
-                    continue;
-                }
-                Err(err) => return Ended::Lost(err.to_string()),
-            };
-            if frame.first() != Some(&KIND_FRAME) {
-                return Ended::Lost("malformed frame from the server".to_owned());
-            }
-            if self
-                .events
-                .send(Received::Frame(frame.slice(1..)))
-                .await
-                .is_err()
-            {
-                return Ended::ClientGone;
-            }
         }
     }
 }

@@ -17,51 +17,37 @@
 //! the client reports [`Received::Connected`](brine_transport_api::Received)
 //! only after reading it, so a frame published after `Connected` is never
 //! missed. Nothing else travels from subscriber to server: any byte after
-//! the hello ends the subscription.
+//! the hello ends the subscription. On a listener shared with a request
+//! server the same frames carry a minion's subscription inside its shared
+//! connection (`shared.rs`).
 
 pub(crate) mod client;
 pub(crate) mod server;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
-use crate::error::Error;
+use crate::{error::Error, shared};
 
 /// Hello: the first frame a subscriber sends.
-const KIND_HELLO: u8 = 0x01;
+pub(crate) const KIND_HELLO: u8 = 0x01;
 /// Welcome: the server's answer to the hello.
-const KIND_WELCOME: u8 = 0x02;
+pub(crate) const KIND_WELCOME: u8 = 0x02;
 /// A published frame.
-const KIND_FRAME: u8 = 0x03;
+pub(crate) const KIND_FRAME: u8 = 0x03;
 
 /// The longest identity a subscriber may announce, in bytes.
 pub const MAX_IDENTITY: usize = 1024;
 
-/// The largest hello frame a server accepts.
-const MAX_HELLO: usize = 1 + MAX_IDENTITY;
+pub(crate) use shared::MAX_HELLO;
 
 /// Encodes the hello for `identity`.
-fn encode_hello(identity: &str) -> Result<Bytes, Error> {
-    if identity.len() > MAX_IDENTITY {
-        return Err(Error::IdentityTooLong {
-            len: identity.len(),
-            max: MAX_IDENTITY,
-        });
-    }
-    let mut out = BytesMut::with_capacity(1 + identity.len());
-    out.put_u8(KIND_HELLO);
-    out.put_slice(identity.as_bytes());
-    Ok(out.freeze())
+pub(crate) fn encode_hello(identity: &str) -> Result<Bytes, Error> {
+    shared::encode_hello(KIND_HELLO, identity)
 }
 
 /// The identity in a hello, or why the frame is not one.
 fn decode_hello(frame: &[u8]) -> Result<&str, &'static str> {
-    match frame.split_first() {
-        Some((&KIND_HELLO, identity)) => {
-            std::str::from_utf8(identity).map_err(|_| "identity is not UTF-8")
-        }
-        Some(_) => Err("first frame is not a hello"),
-        None => Err("empty hello"),
-    }
+    shared::decode_hello(KIND_HELLO, frame)
 }
 
 #[cfg(test)]

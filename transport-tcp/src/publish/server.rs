@@ -1,5 +1,7 @@
-//! The publish server: accepts subscribers, keeps one bounded queue and one
-//! writer per subscriber, and drops a subscriber whose queue fills up.
+//! The publish server: keeps one bounded queue and one writer per
+//! subscriber, and drops a subscriber whose queue fills up. Its listener
+//! may be shared with a request server (see `shared.rs`); a shared
+//! connection registers its subscriber through [`Hub::register`] too.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -23,45 +25,48 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use super::{KIND_FRAME, KIND_WELCOME, MAX_HELLO, decode_hello};
-use crate::net::{self, AcceptLoop, Acceptor, BoxedIo, HANDSHAKE_TIMEOUT};
+use crate::{
+    listener::{self, Listener, Listeners, Role},
+    net::{BoxedIo, HANDSHAKE_TIMEOUT},
+};
 
 /// The TCP [`PublishServer`].
 #[derive(Debug)]
 pub(crate) struct Server {
     local_addr: SocketAddr,
-    subscribers: Arc<Subscribers>,
-    max_frame: usize,
+    hub: Arc<Hub>,
     closed: AtomicBool,
-    accept: AcceptLoop,
+    listener: Arc<Listener>,
 }
 
-/// Binds the publish server described by `opts`.
+/// Binds the publish server described by `opts` (on a listener of its own,
+/// or on the request server's when that is bound to the same address by
+/// the same transport value).
 ///
 /// # Errors
-/// [`TransportError::Bind`] if the address cannot be bound; invalid
-/// settings or TLS material.
-pub(crate) async fn bind(opts: ServerOptions) -> Result<Server, TransportError> {
-    let acceptor = Acceptor::new(&opts).await?;
-    let listener = net::bind(opts.bind).await?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| TransportError::Bind {
-            addr: opts.bind.to_string(),
-            source,
-        })?;
-    let subscribers = Arc::new(Subscribers::default());
-    let limits = opts.limits;
-    let registry = Arc::clone(&subscribers);
-    let accept = AcceptLoop::start("publish", listener, acceptor, move |io, addr| {
-        serve_subscriber(io, addr, Arc::clone(&registry), limits)
+/// [`TransportError::Bind`] if the address cannot be bound (or a publish
+/// server is already bound there); invalid settings or TLS material.
+pub(crate) async fn bind(
+    listeners: &Listeners,
+    opts: ServerOptions,
+) -> Result<Server, TransportError> {
+    let hub = Arc::new(Hub {
+        subscribers: Subscribers::default(),
+        limits: opts.limits,
     });
+    let listener = listener::attach(
+        listeners,
+        &opts,
+        listener::Service::Publisher(Arc::clone(&hub)),
+    )
+    .await?;
+    let local_addr = listener.local_addr();
     info!(addr = %local_addr, tls = opts.tls.is_some(), "publish server listening");
     Ok(Server {
         local_addr,
-        subscribers,
-        max_frame: limits.max_frame_size,
+        hub,
         closed: AtomicBool::new(false),
-        accept,
+        listener,
     })
 }
 
@@ -75,23 +80,78 @@ impl PublishServer for Server {
         if self.closed.load(Ordering::Acquire) {
             return Err(TransportError::Closed);
         }
-        if frame.len() > self.max_frame {
+        let max = self.hub.limits.max_frame_size;
+        if frame.len() > max {
             return Err(TransportError::FrameTooLarge {
                 peer: "publish".to_owned(),
                 len: frame.len() as u64,
-                max: self.max_frame,
+                max,
             });
         }
-        self.subscribers.offer(&frame, audience);
+        self.hub.subscribers.offer(&frame, audience);
         Ok(())
     }
 
     async fn close(&self) -> Result<(), TransportError> {
         self.closed.store(true, Ordering::Release);
-        self.accept.stop().await;
-        self.subscribers.clear();
+        self.listener.detach(Role::Publisher).await;
+        self.hub.subscribers.clear();
         info!(addr = %self.local_addr, "publish server closed");
         Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.listener.detach_now(Role::Publisher);
+    }
+}
+
+/// The publish service: its subscribers and limits.
+#[derive(Debug)]
+pub(crate) struct Hub {
+    subscribers: Subscribers,
+    limits: Limits,
+}
+
+/// A subscriber's registration, held by its connection task: the frames
+/// queued for it, and a signal that it was dropped. Deregisters on drop.
+pub(crate) struct Subscription {
+    pub(crate) queue: mpsc::Receiver<Bytes>,
+    pub(crate) kicked: oneshot::Receiver<()>,
+    hub: Arc<Hub>,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.subscribers.remove(self.id);
+    }
+}
+
+impl Hub {
+    /// The server's limits.
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Registers a subscriber: every frame published from now on for
+    /// `identity` is queued for it.
+    pub(crate) fn register(self: &Arc<Self>, identity: String, addr: SocketAddr) -> Subscription {
+        let (queue, queued) = mpsc::channel(self.limits.queue_depth.max(1));
+        let (kick, kicked) = oneshot::channel();
+        let id = self.subscribers.insert(Subscriber {
+            identity,
+            addr,
+            queue,
+            _kick: kick,
+        });
+        Subscription {
+            queue: queued,
+            kicked,
+            hub: Arc::clone(self),
+            id,
+        }
     }
 }
 
@@ -169,24 +229,8 @@ impl Subscribers {
     }
 }
 
-/// Removes the subscriber when its connection task ends, however it ends.
-struct Registered<'a> {
-    subscribers: &'a Subscribers,
-    id: u64,
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        self.subscribers.remove(self.id);
-    }
-}
-
-async fn serve_subscriber(
-    io: BoxedIo,
-    addr: SocketAddr,
-    subscribers: Arc<Subscribers>,
-    limits: Limits,
-) {
+/// Serves one publish-only subscriber: hello, welcome, then its frames.
+pub(crate) async fn serve_subscriber(io: BoxedIo, addr: SocketAddr, hub: Arc<Hub>) {
     let peer = addr.to_string();
     let (mut reader, writer) = tokio::io::split(io);
     let hello = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut reader, MAX_HELLO, &peer));
@@ -215,30 +259,20 @@ async fn serve_subscriber(
             return;
         }
     };
-    let (queue, queued) = mpsc::channel(limits.queue_depth.max(1));
-    let (kick, kicked) = oneshot::channel();
-    let id = subscribers.insert(Subscriber {
-        identity: identity.clone(),
-        addr,
-        queue,
-        _kick: kick,
-    });
-    let _registered = Registered {
-        subscribers: &subscribers,
-        id,
-    };
+    let mut subscription = hub.register(identity.clone(), addr);
+    let max_frame = hub.limits.max_frame_size;
     let mut writer = BufWriter::new(writer);
-    if let Err(err) = welcome(&mut writer, &peer).await {
+    if let Err(err) = write_kind(&mut writer, KIND_WELCOME, &peer).await {
         debug!(minion = %identity, error = %err, "subscriber left before its welcome");
         return;
     }
     debug!(minion = %identity, "subscriber joined");
     tokio::select! {
-        _ = kicked => {}
+        _ = &mut subscription.kicked => {}
         why = hangup(&mut reader) => {
             debug!(minion = %identity, reason = why, "subscriber left");
         }
-        ended = forward(&mut writer, queued, limits.max_frame_size, &peer) => {
+        ended = forward(&mut writer, &mut subscription.queue, max_frame, &peer) => {
             if let Err(err) = ended {
                 debug!(minion = %identity, error = %err, "subscriber connection lost");
             }
@@ -246,12 +280,14 @@ async fn serve_subscriber(
     }
 }
 
-async fn welcome<W: AsyncWrite + Unpin>(writer: &mut W, peer: &str) -> Result<(), TransportError> {
+/// Writes a one-byte frame of `kind` (a welcome) and flushes it.
+pub(crate) async fn write_kind<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    kind: u8,
+    peer: &str,
+) -> Result<(), TransportError> {
     let io = |err| TransportError::from_io(peer, err);
-    writer
-        .write_all(&[0, 0, 0, 1, KIND_WELCOME])
-        .await
-        .map_err(io)?;
+    writer.write_all(&[0, 0, 0, 1, kind]).await.map_err(io)?;
     writer.flush().await.map_err(io)
 }
 
@@ -270,19 +306,32 @@ async fn hangup<R: AsyncRead + Unpin>(reader: &mut R) -> &'static str {
 /// whenever the queue runs empty.
 async fn forward<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    mut queued: mpsc::Receiver<Bytes>,
+    queued: &mut mpsc::Receiver<Bytes>,
+    max_frame: usize,
+    peer: &str,
+) -> Result<(), TransportError> {
+    while let Some(frame) = queued.recv().await {
+        write_published(writer, &frame, max_frame, peer).await?;
+        if queued.is_empty() {
+            writer
+                .flush()
+                .await
+                .map_err(|err| TransportError::from_io(peer, err))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one published frame (not flushed).
+pub(crate) async fn write_published<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &[u8],
     max_frame: usize,
     peer: &str,
 ) -> Result<(), TransportError> {
     let io = |err| TransportError::from_io(peer, err);
-    while let Some(frame) = queued.recv().await {
-        let header = encode_header(frame.len() + 1, max_frame.saturating_add(1), peer)?;
-        writer.write_all(&header).await.map_err(io)?;
-        writer.write_all(&[KIND_FRAME]).await.map_err(io)?;
-        writer.write_all(&frame).await.map_err(io)?;
-        if queued.is_empty() {
-            writer.flush().await.map_err(io)?;
-        }
-    }
-    Ok(())
+    let header = encode_header(frame.len() + 1, max_frame.saturating_add(1), peer)?;
+    writer.write_all(&header).await.map_err(io)?;
+    writer.write_all(&[KIND_FRAME]).await.map_err(io)?;
+    writer.write_all(frame).await.map_err(io)
 }

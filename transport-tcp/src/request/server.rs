@@ -1,5 +1,7 @@
 //! The request server: one task per connection reads requests and runs the
 //! handler for each concurrently; a writer sends replies as they finish.
+//! Its listener may be shared with a publish server (see `shared.rs`);
+//! [`read_requests`] then also serves the requests of shared connections.
 
 use std::{net::SocketAddr, pin::pin, sync::Arc};
 
@@ -16,40 +18,44 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use super::{ID_LEN, Reply, body_limit, read_id, split_request, write_reply};
-use crate::net::{self, AcceptLoop, Acceptor, BoxedIo};
+use crate::{
+    listener::{self, Listener, Listeners, Role},
+    net::BoxedIo,
+};
 
 /// The TCP [`RequestServer`].
 #[derive(Debug)]
 pub(crate) struct Server {
     local_addr: SocketAddr,
-    accept: AcceptLoop,
+    listener: Arc<Listener>,
 }
 
-/// Binds the request server described by `opts`, serving through `handler`.
+/// Binds the request server described by `opts`, serving through `handler`
+/// (on a listener of its own, or on the publish server's when that is
+/// bound to the same address by the same transport value).
 ///
 /// # Errors
-/// [`TransportError::Bind`] if the address cannot be bound; invalid
-/// settings or TLS material.
+/// [`TransportError::Bind`] if the address cannot be bound (or a request
+/// server is already bound there); invalid settings or TLS material.
 pub(crate) async fn bind(
+    listeners: &Listeners,
     opts: ServerOptions,
     handler: Arc<dyn RequestHandler>,
 ) -> Result<Server, TransportError> {
-    let acceptor = Acceptor::new(&opts).await?;
-    let listener = net::bind(opts.bind).await?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| TransportError::Bind {
-            addr: opts.bind.to_string(),
-            source,
-        })?;
     let limits = opts.limits;
-    // Handlers running at once across every connection of this socket.
-    let running = Arc::new(Semaphore::new(in_flight(limits)));
-    let accept = AcceptLoop::start("request", listener, acceptor, move |io, addr| {
-        serve_connection(io, addr, Arc::clone(&handler), limits, Arc::clone(&running))
+    let service = Arc::new(Service {
+        handler,
+        limits,
+        // Handlers running at once across every connection of this server.
+        running: Arc::new(Semaphore::new(in_flight(limits))),
     });
+    let listener = listener::attach(listeners, &opts, listener::Service::Requests(service)).await?;
+    let local_addr = listener.local_addr();
     info!(addr = %local_addr, tls = opts.tls.is_some(), "request server listening");
-    Ok(Server { local_addr, accept })
+    Ok(Server {
+        local_addr,
+        listener,
+    })
 }
 
 #[async_trait]
@@ -59,35 +65,58 @@ impl RequestServer for Server {
     }
 
     async fn close(&self) -> Result<(), TransportError> {
-        self.accept.stop().await;
+        self.listener.detach(Role::Requests).await;
         info!(addr = %self.local_addr, "request server closed");
         Ok(())
     }
 }
 
-fn in_flight(limits: Limits) -> usize {
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.listener.detach_now(Role::Requests);
+    }
+}
+
+/// What serves requests: the handler, its limits and the bound on handlers
+/// running at once.
+pub(crate) struct Service {
+    handler: Arc<dyn RequestHandler>,
+    limits: Limits,
+    running: Arc<Semaphore>,
+}
+
+impl Service {
+    /// The server's limits.
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn in_flight(limits: Limits) -> usize {
     limits.max_in_flight.clamp(1, Semaphore::MAX_PERMITS)
 }
 
 /// A reply on its way to the writer.
-struct Outgoing {
-    id: u64,
-    reply: Reply,
+pub(crate) struct Outgoing {
+    pub(crate) id: u64,
+    pub(crate) reply: Reply,
 }
 
-async fn serve_connection(
-    io: BoxedIo,
-    addr: SocketAddr,
-    handler: Arc<dyn RequestHandler>,
-    limits: Limits,
-    running: Arc<Semaphore>,
-) {
+/// Serves one plain request connection.
+pub(crate) async fn serve_connection(io: BoxedIo, addr: SocketAddr, service: Arc<Service>) {
     let peer = addr.to_string();
+    let limits = service.limits;
     let (reader, writer) = tokio::io::split(io);
     let (replies, outgoing) = mpsc::channel(in_flight(limits));
-    let mut reading = pin!(read_requests(
-        reader, addr, handler, limits, running, replies
-    ));
+    let mut reading = pin!(read_requests(reader, addr, Some(service), limits, replies));
     let mut writing = pin!(write_replies(
         writer,
         outgoing,
@@ -118,7 +147,8 @@ async fn serve_connection(
     }
 }
 
-fn log_end(err: &TransportError) {
+/// Logs why a client connection ended, at a level matching the cause.
+pub(crate) fn log_end(err: &TransportError) {
     match err {
         TransportError::ConnectionLost { .. } | TransportError::Closed => {
             debug!(error = %err, "client connection ended");
@@ -127,14 +157,14 @@ fn log_end(err: &TransportError) {
     }
 }
 
-/// Reads requests and spawns a handler for each. Returns `Ok` at a clean
-/// end of stream, after every handler has queued its reply.
-async fn read_requests<R: AsyncRead + Unpin>(
+/// Reads requests and spawns a handler for each (or, with no `service`,
+/// answers each at once that no request server is bound here). Returns `Ok`
+/// at a clean end of stream, after every handler has queued its reply.
+pub(crate) async fn read_requests<R: AsyncRead + Unpin>(
     mut reader: R,
     addr: SocketAddr,
-    handler: Arc<dyn RequestHandler>,
+    service: Option<Arc<Service>>,
     limits: Limits,
-    running: Arc<Semaphore>,
     replies: mpsc::Sender<Outgoing>,
 ) -> Result<(), TransportError> {
     let peer = addr.to_string();
@@ -176,15 +206,25 @@ async fn read_requests<R: AsyncRead + Unpin>(
             peer: peer.clone(),
             reason: "request shorter than its id".to_owned(),
         })?;
+        let Some(service) = &service else {
+            let refusal = Outgoing {
+                id,
+                reply: Reply::NoService,
+            };
+            if replies.send(refusal).await.is_err() {
+                return Err(TransportError::Closed);
+            }
+            continue;
+        };
         let slot = Arc::clone(&slots)
             .acquire_owned()
             .await
             .map_err(|_| TransportError::Closed)?;
-        let permit = Arc::clone(&running)
+        let permit = Arc::clone(&service.running)
             .acquire_owned()
             .await
             .map_err(|_| TransportError::Closed)?;
-        let handler = Arc::clone(&handler);
+        let handler = Arc::clone(&service.handler);
         let replies = replies.clone();
         handlers.spawn(async move {
             let reply = handler.handle(body, Peer { addr: Some(addr) }).await;
@@ -214,7 +254,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(
 ) -> Result<(), TransportError> {
     let mut writer = BufWriter::new(writer);
     while let Some(Outgoing { id, reply }) = outgoing.recv().await {
-        write_reply(&mut writer, id, reply, max, peer).await?;
+        write_reply(&mut writer, id, reply, max, peer, None).await?;
         if outgoing.is_empty() {
             writer
                 .flush()

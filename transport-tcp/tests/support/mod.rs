@@ -80,7 +80,7 @@ impl TcpHarness {
 
 impl Harness for TcpHarness {
     fn transport(&self) -> Arc<dyn Transport> {
-        Arc::new(TcpTransport)
+        Arc::new(TcpTransport::new())
     }
 
     fn server_options(&self, bind: SocketAddr) -> ServerOptions {
