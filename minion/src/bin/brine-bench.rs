@@ -67,7 +67,7 @@ use tokio::task::JoinSet;
 const BRINE_TRANSPORTS: [&str; 3] = ["zeromq", "tcp", "quic"];
 /// Transports whose master serves publish and requests on one port (the
 /// bench sets `publish_port` = `ret_port` for them).
-const ONE_PORT_TRANSPORTS: [&str; 1] = ["quic"];
+const ONE_PORT_TRANSPORTS: [&str; 2] = ["tcp", "quic"];
 /// Salt runs its default transport.
 const SALT_TRANSPORT: &str = "zeromq";
 const QUICK_SIZES: [usize; 3] = [1, 10, 100];
