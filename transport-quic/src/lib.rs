@@ -76,6 +76,7 @@ mod request;
 mod server;
 mod subscribe;
 mod tls;
+mod udp;
 mod wire;
 
 use std::sync::Arc;

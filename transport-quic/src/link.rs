@@ -65,10 +65,11 @@ impl Links {
         } else {
             (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let endpoint = quinn::Endpoint::client(local).map_err(|source| TransportError::Bind {
-            addr: local.to_string(),
-            source,
-        })?;
+        let endpoint =
+            crate::udp::endpoint(local, None).map_err(|source| TransportError::Bind {
+                addr: local.to_string(),
+                source,
+            })?;
         let shared = Arc::new(ClientEndpoint(endpoint));
         endpoints[family] = Arc::downgrade(&shared);
         Ok(shared)

@@ -247,7 +247,7 @@ pub(crate) async fn attach(
         Attach::Requests(svc) => services.requests = Some(svc),
     }
     let server_config = identity.server_config(&config, stream_limit(&services))?;
-    let endpoint = quinn::Endpoint::server(server_config, opts.bind).map_err(|source| {
+    let endpoint = crate::udp::endpoint(opts.bind, Some(server_config)).map_err(|source| {
         TransportError::Bind {
             addr: opts.bind.to_string(),
             source,
