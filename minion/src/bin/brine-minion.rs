@@ -17,6 +17,11 @@ use brine_transport_api::Registry;
 use clap::Parser;
 use tracing::{error, info, warn};
 
+/// mimalloc instead of glibc's malloc: at 10,000 minions glibc's spent a
+/// third of the swarm's CPU and fragmented across the worker threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Brine minion daemon.
 #[derive(Debug, Parser)]
 #[command(name = "brine-minion", version, about = "The Brine minion daemon")]

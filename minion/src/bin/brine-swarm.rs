@@ -49,6 +49,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+/// mimalloc instead of glibc's malloc: at 10,000 minions glibc's spent a
+/// third of the swarm's CPU and fragmented across the worker threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Minion starts in flight at once (each does one RSA private-key
