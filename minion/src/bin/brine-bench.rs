@@ -383,9 +383,14 @@ fn run(opts: &Options) -> Result<(), BoxError> {
             let mut stage = Stage::new(system, n);
             eprintln!("== {} with {n} minion(s)", system.label());
             let result = match system {
-                System::Brine(transport) => {
-                    brine_stage(&rt, &bins, opts, transport, plan, &mut stage)
-                }
+                System::Brine(transport) => match descriptors_short(transport, n) {
+                    Some(note) => {
+                        eprintln!("   not run: {note}");
+                        stage.notes.push(format!("not run: {note}"));
+                        Ok(())
+                    }
+                    None => brine_stage(&rt, &bins, opts, transport, plan, &mut stage),
+                },
                 System::Salt => match &salt {
                     Ok(tools) if n <= salt_cap => salt_stage(tools, opts, plan, &mut stage),
                     Ok(_) => {
@@ -430,6 +435,33 @@ fn run(opts: &Options) -> Result<(), BoxError> {
         eprintln!("copied both to {}", docs.display());
     }
     Ok(())
+}
+
+/// Why `transport` cannot hold `n` minions under this machine's hard
+/// open-files limit, if it cannot: the master (and the swarm) keep a TCP
+/// socket per minion and channel (zeromq: publish and requests; tcp on one
+/// port: one); quic multiplexes every minion on one UDP socket.
+fn descriptors_short(transport: &str, n: usize) -> Option<String> {
+    let per_minion = match transport {
+        "quic" => 0,
+        t if ONE_PORT_TRANSPORTS.contains(&t) => 1,
+        _ => 2,
+    };
+    let needed = (n * per_minion) as u64 + 1_000;
+    let limit = hard_open_files_limit()?;
+    (needed > limit).then(|| {
+        format!(
+            "{transport} needs ~{needed} descriptors in the master for {n} minions \
+             ({per_minion} per minion); this machine's hard limit is {limit}"
+        )
+    })
+}
+
+/// The hard `RLIMIT_NOFILE` of this process, from `/proc/self/limits`.
+fn hard_open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(4)?.parse().ok()
 }
 
 #[derive(Clone, Copy)]
