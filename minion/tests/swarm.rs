@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use brine_master::BuiltinTransports;
 use brine_master::client::JobSpec;
-use brine_minion::daemon::{Minion, MinionState, Preloaded};
+use brine_minion::daemon::{Minion, MinionState, Preloaded, SharedMasterKey};
 use brine_minion::{ExecOptions, Modules};
 use brine_protocol::Value;
 use brine_protocol::keys::MinionPki;
@@ -24,6 +24,8 @@ async fn preloaded_minions_use_the_given_keys_grains_and_exec_options() {
     let master = start_master(&master_config(dir.path(), "tcp")).await;
     let host = brine_minion::grains::compute("host");
     let mut minions = Vec::new();
+    // both minions share one parsed master key (as brine-swarm's do)
+    let master_key = SharedMasterKey::new();
     for (id, role) in [("pre-a", "web"), ("pre-b", "db")] {
         let keys = MinionPki::new(dir.path().join("keys").join(id))
             .load_or_generate_with_bits(1024)
@@ -38,6 +40,7 @@ async fn preloaded_minions_use_the_given_keys_grains_and_exec_options() {
                 output_cap: 10,
                 ..ExecOptions::default()
             },
+            master_key: master_key.clone(),
         };
         let config = minion_config(dir.path(), id, &master);
         let pki_dir = config.pki_dir.clone();

@@ -9,11 +9,6 @@ use brine_transport_api::Registry;
 use clap::Parser;
 use tracing::{error, info, warn};
 
-/// mimalloc instead of glibc's malloc: at 10,000 minions glibc's spent a
-/// third of the swarm's CPU and fragmented across the worker threads.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const PROGRAM: &str = "brine-master";
 
 /// The Brine master daemon.

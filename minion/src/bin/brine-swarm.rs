@@ -37,7 +37,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use brine_master::{BuiltinTransports, cli};
-use brine_minion::daemon::{Minion, MinionHandle, MinionState, Preloaded, error_chain};
+use brine_minion::daemon::{
+    Minion, MinionHandle, MinionState, Preloaded, SharedMasterKey, error_chain,
+};
 use brine_minion::{ExecOptions, Modules};
 use brine_protocol::Value;
 use brine_protocol::args::yamlify_arg;
@@ -356,6 +358,9 @@ async fn run(args: &Args, plan: Plan) -> Result<(), BoxError> {
     };
     let registry = Arc::new(Registry::builtin());
     registry.get(&args.transport)?;
+    // one parsed master key for every minion: a publish's signature is
+    // checked once per process (each real minion checks it on its own core)
+    let master_key = SharedMasterKey::new();
     let modules = Modules::builtin();
     let exec = ExecOptions {
         output_cap: args.output_cap_mb.saturating_mul(1024 * 1024),
@@ -391,11 +396,13 @@ async fn run(args: &Args, plan: Plan) -> Result<(), BoxError> {
             let registry = Arc::clone(&registry);
             let modules = modules.clone();
             let exec = exec.clone();
+            let master_key = master_key.clone();
             starting.spawn(async move {
                 let preloaded = Preloaded {
                     keys: pair,
                     grains,
                     exec,
+                    master_key,
                 };
                 let started = Minion::start_preloaded(config, &registry, modules, preloaded).await;
                 drop(permit);

@@ -31,6 +31,37 @@ pub(crate) struct Session {
     pub(crate) generation: u64,
 }
 
+/// The master's public key, parsed once and shared by every [`Channel`]
+/// given the same value: the minions of one process (`brine-swarm`) then
+/// share the key's memo of the last verified publish signature, so a
+/// publish to ten thousand of them is checked once per process, as each
+/// real minion checks it once on its own core.
+#[derive(Debug, Clone, Default)]
+pub struct SharedMasterKey(Arc<std::sync::Mutex<Option<(String, PublicKey)>>>);
+
+impl SharedMasterKey {
+    /// A key slot of its own (what a stand-alone minion has).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The key `pem` holds: the shared one when it is the same PEM.
+    fn get(&self, pem: &str) -> Result<PublicKey, brine_protocol::CryptoError> {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((known, key)) = &*slot
+            && known == pem
+        {
+            return Ok(key.clone());
+        }
+        let key = PublicKey::from_pem(pem)?;
+        *slot = Some((pem.to_owned(), key.clone()));
+        Ok(key)
+    }
+}
+
 /// The auth settings from the config.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AuthSettings {
@@ -75,6 +106,7 @@ pub(crate) struct Channel {
     current: RwLock<Option<Arc<Session>>>,
     auth_lock: Mutex<()>,
     state: watch::Sender<MinionState>,
+    master_key: SharedMasterKey,
 }
 
 fn unix_now() -> i64 {
@@ -93,6 +125,7 @@ impl Channel {
         req: Box<dyn RequestClient>,
         settings: AuthSettings,
         state: watch::Sender<MinionState>,
+        master_key: SharedMasterKey,
     ) -> Channel {
         Channel {
             id,
@@ -104,6 +137,7 @@ impl Channel {
             current: RwLock::new(None),
             auth_lock: Mutex::new(()),
             state,
+            master_key,
         }
     }
 
@@ -294,7 +328,7 @@ impl Channel {
                 .map_err(crypto)?
                 .with_serialization(serial),
             publish_port: creds.publish_port,
-            master_pub: PublicKey::from_pem(master_pem).map_err(crypto)?,
+            master_pub: self.master_key.get(master_pem).map_err(crypto)?,
             generation: self.generation() + 1,
         });
         *self

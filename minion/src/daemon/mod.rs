@@ -72,6 +72,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span};
 
+pub use channel::SharedMasterKey;
 pub use error::{EX_NOPERM, MinionError};
 pub use publish::JOB_TIMEOUT_KEY;
 pub use spool::{Spool, SpoolError, SpoolLimits, SpooledReturn};
@@ -124,6 +125,8 @@ pub struct Preloaded {
     /// The executor's settings (a benchmark raises `output_cap` to return
     /// 50 MB from `cmd.run`).
     pub exec: ExecOptions,
+    /// The master's key, shared with the other minions of this process.
+    pub master_key: SharedMasterKey,
 }
 
 impl Minion {
@@ -185,14 +188,19 @@ impl Minion {
             let (pki, spool, id) = (pki.clone(), spool.clone(), id.clone());
             let (keysize, static_grains) = (config.keysize, config.grains.clone());
             tokio::task::spawn_blocking(move || {
-                let (keys, grains, exec) = match preloaded {
-                    Some(Preloaded { keys, grains, exec }) => (keys, grains, exec),
+                let (keys, grains, exec, master_key) = match preloaded {
+                    Some(Preloaded {
+                        keys,
+                        grains,
+                        exec,
+                        master_key,
+                    }) => (keys, grains, exec, master_key),
                     None => {
                         let keys = pki
                             .load_or_generate_with_bits(keysize)
                             .map_err(MinionError::Keys)?;
                         let grains = crate::grains::load(&id, &static_grains);
-                        (keys, grains, ExecOptions::default())
+                        (keys, grains, ExecOptions::default(), SharedMasterKey::new())
                     }
                 };
                 spool.ensure().map_err(|e| match e {
@@ -201,10 +209,10 @@ impl Minion {
                 })?;
                 let tok =
                     Tok::new(&keys.private).map_err(|e| MinionError::Auth(AuthError::from(e)))?;
-                Ok::<_, MinionError>((keys, grains, tok, exec))
+                Ok::<_, MinionError>((keys, grains, tok, exec, master_key))
             })
         };
-        let (keys, grains, tok, exec) = local
+        let (keys, grains, tok, exec, master_key) = local
             .await
             .map_err(|_| MinionError::TaskFailed("start-up"))??;
 
@@ -223,6 +231,7 @@ impl Minion {
                 grains: grains.clone(),
                 modules,
                 exec,
+                master_key,
                 jobs: jobs.clone(),
                 state: state_tx,
                 stop: stop_rx,
@@ -251,6 +260,7 @@ struct DaemonParts {
     grains: Value,
     modules: Modules,
     exec: ExecOptions,
+    master_key: SharedMasterKey,
     jobs: Jobs,
     state: watch::Sender<MinionState>,
     stop: oneshot::Receiver<()>,
@@ -268,6 +278,7 @@ async fn daemon(parts: DaemonParts) -> Result<(), MinionError> {
         grains,
         modules,
         exec,
+        master_key,
         jobs,
         state,
         mut stop,
@@ -303,6 +314,7 @@ async fn daemon(parts: DaemonParts) -> Result<(), MinionError> {
             req,
             settings,
             state.clone(),
+            master_key,
         );
         let shared = Arc::new(Shared {
             channel,

@@ -275,6 +275,7 @@ impl PrivateKey {
                 rsa,
                 pkey,
                 last_x931: Arc::default(),
+                last_verified: Arc::default(),
             },
             Err(e) => unreachable!("copying a loaded RSA key's n and e: {e}"),
         }
@@ -395,7 +396,14 @@ pub struct PublicKey {
     /// minion's `tok` is the same bytes on every request it makes, and the
     /// master checks it on each (ten thousand returns of one job).
     last_x931: Arc<Mutex<Option<Memo>>>,
+    /// The last PKCS#1 v1.5 signature that verified: a process holding
+    /// many minions (`brine-swarm`) shares its master's key among them, and
+    /// each publish is then checked once, not once per simulated minion.
+    last_verified: Arc<Mutex<Option<(SigningAlgorithm, Memo)>>>,
 }
+
+/// Messages longer than this are never memoized (no large buffer is kept).
+const MEMO_MAX: usize = 64 * 1024;
 
 impl PartialEq for PublicKey {
     fn eq(&self, other: &PublicKey) -> bool {
@@ -439,6 +447,7 @@ impl PublicKey {
                     rsa,
                     pkey,
                     last_x931: Arc::default(),
+                    last_verified: Arc::default(),
                 })
             })
             .map_err(|reason| CryptoError::BadPem {
@@ -526,12 +535,29 @@ impl PublicKey {
         if signature.len() != self.size() {
             return Err(CryptoError::BadSignature);
         }
+        let lock = || {
+            self.last_verified
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some((alg, (last_data, last_sig))) = &*lock()
+            && *alg == algorithm
+            && last_sig == signature
+            && last_data == data
+        {
+            return Ok(());
+        }
         let verified = Verifier::new(algorithm.digest(), &self.pkey).and_then(|mut verifier| {
             verifier.set_rsa_padding(Padding::PKCS1)?;
             verifier.verify_oneshot(signature, data)
         });
         match verified {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                if data.len() <= MEMO_MAX {
+                    *lock() = Some((algorithm, (data.to_vec(), signature.to_vec())));
+                }
+                Ok(())
+            }
             Ok(false) | Err(_) => Err(CryptoError::BadSignature),
         }
     }
@@ -709,6 +735,16 @@ mod tests {
             public.verify(b"load bytez", &sig),
             Err(CryptoError::BadSignature)
         ));
+        // the memo of the last good triple never vouches for another one
+        public.verify(b"load bytes", &sig).unwrap();
+        let mut forged = sig.clone();
+        forged[255] ^= 1;
+        assert!(public.clone().verify(b"load bytes", &forged).is_err());
+        assert!(
+            public
+                .verify_with(SigningAlgorithm::Pkcs1v15Sha224, b"load bytes", &sig)
+                .is_err()
+        );
         let sig224 = key()
             .sign_with(SigningAlgorithm::Pkcs1v15Sha224, b"x")
             .unwrap();
