@@ -10,8 +10,10 @@
 //! Keys are RSA-2048, e = 65537; private keys are written as PKCS#1 PEM
 //! (`BEGIN RSA PRIVATE KEY`) and public keys as SPKI PEM (`BEGIN PUBLIC
 //! KEY`), as Salt writes them. Public keys are compared after [`clean_key`].
-//! Private-key operations are blinded (the `rsa` crate's constant-time
-//! arithmetic), and key material is zeroized on drop.
+//! The RSA arithmetic is OpenSSL's libcrypto (blinded private-key
+//! operations); key material this crate copies out is zeroized on drop.
+//! RSA work that a burst could pile up (sign-ins, publish signatures) goes
+//! through [`offload`]: the blocking pool, one job per core.
 
 mod crypticle;
 mod error;

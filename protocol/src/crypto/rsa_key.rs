@@ -354,7 +354,11 @@ impl PrivateKey {
     /// (at most `size - 2` bytes, and not exactly `size - 3`, which OpenSSL
     /// cannot verify); [`CryptoError::Sign`] if the private operation fails.
     pub fn x931_sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let lock = || self.last_x931.lock().unwrap_or_else(PoisonError::into_inner);
+        let lock = || {
+            self.last_x931
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
         if let Some((last, sig)) = &*lock()
             && last == msg
         {
@@ -600,7 +604,11 @@ impl PublicKey {
     /// # Errors
     /// [`CryptoError::BadSignature`] otherwise.
     pub fn x931_verify(&self, msg: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
-        let lock = || self.last_x931.lock().unwrap_or_else(PoisonError::into_inner);
+        let lock = || {
+            self.last_x931
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
         if let Some((last_msg, last_sig)) = &*lock()
             && last_msg == msg
             && last_sig == signature
