@@ -184,6 +184,47 @@ fn bad_input(transport: &str) {
     assert_eq!(master.stop(), Some(0));
 }
 
+/// `publish_port` = `ret_port` (the 10,000-minion layout): both channels
+/// on one port, through a master restart.
+fn one_port(transport: &str) {
+    let site = Site::on_one_port(transport);
+    site.write_master("auto_accept: true");
+    let master = site.start_master();
+    let m1 = site.start_minion("m1", Some("web"));
+    let m2 = site.start_minion("m2", None);
+    let ping_both = |what: &str| {
+        eventually(what, || {
+            let run = site.brine(&["*", "test.ping", "--out", "json", "--static"]);
+            let got = merged(&run.stdout);
+            if ids(&got) == ["m1", "m2"] {
+                Ok(())
+            } else {
+                Err(format!("{run:?}"))
+            }
+        });
+    };
+    ping_both("both minions answer on one port");
+    let hi = site.brine(&["-G", "role:web", "cmd.run", "echo hi", "--out", "json"]);
+    assert!(hi.ok(), "{hi:?}");
+    assert_eq!(merged(&hi.stdout)["m1"], Json::from("hi"), "{hi:?}");
+
+    assert_eq!(master.stop(), Some(0));
+    let master = site.start_master();
+    ping_both("both minions answer again after a master restart");
+    drop((m1, m2));
+    assert_eq!(master.stop(), Some(0));
+}
+
+#[test]
+fn tcp_on_one_port() {
+    one_port("tcp");
+}
+
+#[test]
+fn quic_on_one_port() {
+    one_port("quic");
+}
+
 macro_rules! over {
     ($transport:ident) => {
         mod $transport {

@@ -213,6 +213,15 @@ impl Site {
         site
     }
 
+    /// A site whose master serves publish and requests on one port
+    /// (`publish_port` = `ret_port`: one connection per minion).
+    pub fn on_one_port(transport: &str) -> Site {
+        let mut site = Site::new(transport);
+        site.publish_port = site.ret_port;
+        site.write_master("");
+        site
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
