@@ -202,11 +202,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Concurrent bidirectional streams a client may open per connection.
+/// Request streams one connection may have open at once. quinn sets up
+/// state for every stream a peer may open as the connection starts (~180
+/// bytes each): at the whole `max_in_flight` budget (1,024) that was ~190 KB
+/// a connection, 1.9 GB of master RSS for 10,000 minions, and ten million
+/// stream entries built during their sign-in. A minion has a few requests
+/// open at a time; a client with more waits for a stream to free up.
+const REQUESTS_PER_CONNECTION: usize = 64;
+
 fn stream_limit(services: &Services) -> usize {
     // The subscription stream, plus one re-subscription while the old
     // stream winds down, plus the request budget.
     let requests = services.requests.as_ref().map_or(0, |s| s.max_in_flight());
-    requests.saturating_add(4)
+    requests.min(REQUESTS_PER_CONNECTION).saturating_add(4)
 }
 
 /// Binds `opts.bind`, or joins the endpoint this transport already has
