@@ -148,25 +148,25 @@ impl LoadRow {
     }
 
     pub(crate) fn insert(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO jobs (jid, fun, arg, tgt, tgt_type, user, start_us, minions, missing)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (jid) DO UPDATE SET fun = excluded.fun, arg = excluded.arg,
                tgt = excluded.tgt, tgt_type = excluded.tgt_type, user = excluded.user,
                start_us = excluded.start_us, minions = excluded.minions,
                missing = excluded.missing",
-            params![
-                self.jid,
-                self.fun,
-                self.arg,
-                self.tgt,
-                self.tgt_type,
-                self.user,
-                self.start_us,
-                self.minions,
-                self.missing
-            ],
-        )?;
+        )?
+        .execute(params![
+            self.jid,
+            self.fun,
+            self.arg,
+            self.tgt,
+            self.tgt_type,
+            self.user,
+            self.start_us,
+            self.minions,
+            self.missing
+        ])?;
         Ok(())
     }
 }
@@ -211,11 +211,13 @@ impl ReturnRow {
 
     /// Inserts unless `(jid, id)` exists; `true` if inserted.
     pub(crate) fn insert(&self, conn: &Connection) -> rusqlite::Result<bool> {
-        let n = conn.execute(
-            "INSERT OR IGNORE INTO returns
+        let n = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO returns
                (jid, id, fun, ret, retcode, success, load, load_has_ret, stored_us)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+            )?
+            .execute(params![
                 self.jid,
                 self.id,
                 self.fun,
@@ -225,8 +227,7 @@ impl ReturnRow {
                 self.load,
                 self.load_has_ret,
                 self.stored_us
-            ],
-        )?;
+            ])?;
         Ok(n == 1)
     }
 }

@@ -318,7 +318,9 @@ fn commit_from(
 }
 
 fn run_in_savepoint(conn: &Connection, write: &Write) -> rusqlite::Result<Done> {
-    conn.execute_batch("SAVEPOINT op")?;
+    // cached statements: parsing these per write was ~5% of the master's
+    // CPU with 10,000 returns a second
+    conn.prepare_cached("SAVEPOINT op")?.execute([])?;
     let done = match write {
         Write::Load(row) => row.insert(conn).map(|()| Done::Saved)?,
         Write::Return(row) => Done::Return(if row.insert(conn)? {
@@ -328,7 +330,7 @@ fn run_in_savepoint(conn: &Connection, write: &Write) -> rusqlite::Result<Done> 
         }),
         Write::Prune(before) => Done::Pruned(schema::prune(conn, *before)?),
     };
-    conn.execute_batch("RELEASE op")?;
+    conn.prepare_cached("RELEASE op")?.execute([])?;
     Ok(done)
 }
 
