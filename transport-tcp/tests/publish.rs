@@ -12,7 +12,7 @@ use brine_transport_api::{
 };
 use brine_transport_tcp::TcpTransport;
 use bytes::Bytes;
-use support::{Logs, loopback, next, quick};
+use support::{Logs, assert_stalled_dropped, loopback, next, quick};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -87,22 +87,7 @@ async fn a_stalled_subscriber_is_dropped_and_the_others_get_every_frame() {
         // Lock step with the healthy one keeps its queue short.
         assert_eq!(next(&*healthy).await, Received::Frame(frame), "frame {seq}");
     }
-    let text = logs.text();
-    assert!(
-        text.contains("stalled-minion") && text.contains("stopped reading; 4 frames queued"),
-        "no warning naming the stalled subscriber in:\n{text}"
-    );
-    assert!(
-        !text.contains("healthy"),
-        "the healthy subscriber was dropped:\n{text}"
-    );
-    // The stalled socket was closed by the server: what was in flight, then EOF.
-    let mut received = Vec::new();
-    tokio::time::timeout(LONG, stalled.read_to_end(&mut received))
-        .await
-        .expect("the server closes the stalled connection")
-        .unwrap();
-    assert!(received.len() < FRAMES * (FRAME_LEN + 5));
+    assert_stalled_dropped(&logs, &mut stalled, "healthy", FRAMES * (FRAME_LEN + 5)).await;
     healthy.close().await.unwrap();
     server.close().await.unwrap();
 }

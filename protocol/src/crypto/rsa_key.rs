@@ -167,11 +167,47 @@ pub struct PrivateKey {
     /// The last X9.31 signature, by message: X9.31 is deterministic, and
     /// the master signs the same AES-key digest for every minion that signs
     /// in until the key rotates (a third of its RSA work in a sign-in herd).
-    last_x931: Arc<Mutex<Option<Memo>>>,
+    last_x931: LastPair<()>,
 }
 
-/// A message and its X9.31 signature.
-type Memo = (Vec<u8>, Vec<u8>);
+/// The last message and signature a key made or accepted (with a tag such
+/// as the algorithm), shared by the key's clones. Signing and verifying are
+/// pure functions of key, message and signature, so a repeat of the same
+/// pair can take the earlier answer.
+#[derive(Clone)]
+struct LastPair<T>(Arc<Mutex<Option<Pair<T>>>>);
+
+/// A tag, a message and its signature.
+type Pair<T> = (T, Vec<u8>, Vec<u8>);
+
+impl<T> Default for LastPair<T> {
+    fn default() -> Self {
+        LastPair(Arc::default())
+    }
+}
+
+impl<T: PartialEq> LastPair<T> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Pair<T>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The signature remembered for `msg` under `tag`.
+    fn signature_of(&self, tag: &T, msg: &[u8]) -> Option<Vec<u8>> {
+        match &*self.slot() {
+            Some((t, m, sig)) if t == tag && m == msg => Some(sig.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether `msg` and `sig` under `tag` are the pair remembered.
+    fn holds(&self, tag: &T, msg: &[u8], sig: &[u8]) -> bool {
+        matches!(&*self.slot(), Some((t, m, s)) if t == tag && m == msg && s == sig)
+    }
+
+    fn remember(&self, tag: T, msg: &[u8], sig: &[u8]) {
+        *self.slot() = Some((tag, msg.to_vec(), sig.to_vec()));
+    }
+}
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -191,7 +227,7 @@ impl PrivateKey {
         Ok(PrivateKey {
             rsa,
             pkey,
-            last_x931: Arc::default(),
+            last_x931: LastPair::default(),
         })
     }
 
@@ -274,8 +310,8 @@ impl PrivateKey {
             Ok((pkey, rsa)) => PublicKey {
                 rsa,
                 pkey,
-                last_x931: Arc::default(),
-                last_verified: Arc::default(),
+                last_x931: LastPair::default(),
+                last_verified: LastPair::default(),
             },
             Err(e) => unreachable!("copying a loaded RSA key's n and e: {e}"),
         }
@@ -354,18 +390,11 @@ impl PrivateKey {
     /// (at most `size - 2` bytes, and not exactly `size - 3`, which OpenSSL
     /// cannot verify); [`CryptoError::Sign`] if the private operation fails.
     pub fn x931_sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let lock = || {
-            self.last_x931
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some((last, sig)) = &*lock()
-            && last == msg
-        {
-            return Ok(sig.clone());
+        if let Some(sig) = self.last_x931.signature_of(&(), msg) {
+            return Ok(sig);
         }
         let sig = self.x931_sign_uncached(msg)?;
-        *lock() = Some((msg.to_vec(), sig.clone()));
+        self.last_x931.remember((), msg, &sig);
         Ok(sig)
     }
 
@@ -399,11 +428,11 @@ pub struct PublicKey {
     /// The last X9.31 signature that verified, with its message: a
     /// minion's `tok` is the same bytes on every request it makes, and the
     /// master checks it on each (ten thousand returns of one job).
-    last_x931: Arc<Mutex<Option<Memo>>>,
+    last_x931: LastPair<()>,
     /// The last PKCS#1 v1.5 signature that verified: a process holding
     /// many minions (`brine-swarm`) shares its master's key among them, and
     /// each publish is then checked once, not once per simulated minion.
-    last_verified: Arc<Mutex<Option<(SigningAlgorithm, Memo)>>>,
+    last_verified: LastPair<SigningAlgorithm>,
 }
 
 /// Messages longer than this are never memoized (no large buffer is kept).
@@ -450,8 +479,8 @@ impl PublicKey {
                 Ok(PublicKey {
                     rsa,
                     pkey,
-                    last_x931: Arc::default(),
-                    last_verified: Arc::default(),
+                    last_x931: LastPair::default(),
+                    last_verified: LastPair::default(),
                 })
             })
             .map_err(|reason| CryptoError::BadPem {
@@ -539,16 +568,7 @@ impl PublicKey {
         if signature.len() != self.size() {
             return Err(CryptoError::BadSignature);
         }
-        let lock = || {
-            self.last_verified
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some((alg, (last_data, last_sig))) = &*lock()
-            && *alg == algorithm
-            && last_sig == signature
-            && last_data == data
-        {
+        if self.last_verified.holds(&algorithm, data, signature) {
             return Ok(());
         }
         let verified = Verifier::new(algorithm.digest(), &self.pkey).and_then(|mut verifier| {
@@ -558,7 +578,7 @@ impl PublicKey {
         match verified {
             Ok(true) => {
                 if data.len() <= MEMO_MAX {
-                    *lock() = Some((algorithm, (data.to_vec(), signature.to_vec())));
+                    self.last_verified.remember(algorithm, data, signature);
                 }
                 Ok(())
             }
@@ -604,19 +624,11 @@ impl PublicKey {
     /// # Errors
     /// [`CryptoError::BadSignature`] otherwise.
     pub fn x931_verify(&self, msg: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
-        let lock = || {
-            self.last_x931
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-        };
-        if let Some((last_msg, last_sig)) = &*lock()
-            && last_msg == msg
-            && last_sig == signature
-        {
+        if self.last_x931.holds(&(), msg, signature) {
             return Ok(());
         }
         if self.x931_recover(signature)? == msg {
-            *lock() = Some((msg.to_vec(), signature.to_vec()));
+            self.last_x931.remember((), msg, signature);
             Ok(())
         } else {
             Err(CryptoError::BadSignature)

@@ -176,6 +176,34 @@ impl Logs {
     }
 }
 
+/// Checks that the server dropped the stalled subscriber `stalled_id` and
+/// said so, kept the one whose name holds `healthy_word`, and closed the
+/// stalled socket before all `sent_bytes` reached it.
+pub async fn assert_stalled_dropped(
+    logs: &Logs,
+    stalled: &mut tokio::net::TcpStream,
+    healthy_word: &str,
+    sent_bytes: usize,
+) {
+    use tokio::io::AsyncReadExt;
+    let text = logs.text();
+    assert!(
+        text.contains("stalled-minion") && text.contains("stopped reading; 4 frames queued"),
+        "no warning naming the stalled subscriber in:\n{text}"
+    );
+    assert!(
+        !text.contains(healthy_word),
+        "the healthy subscriber was dropped:\n{text}"
+    );
+    // The stalled socket was closed by the server: what was in flight, then EOF.
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stalled.read_to_end(&mut received))
+        .await
+        .expect("the server closes the stalled connection")
+        .unwrap();
+    assert!(received.len() < sent_bytes);
+}
+
 impl io::Write for Logs {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
