@@ -3,10 +3,15 @@
 //! of one minion (same address, identity and options), so both channels
 //! ride one QUIC connection when the master serves them on one address.
 //!
-//! Every link of a transport value sends from one UDP socket per address
-//! family (a quinn client endpoint carries any number of connections), so
-//! a process holding thousands of minions — `brine-swarm` — needs a handful
-//! of file descriptors rather than one or two per minion.
+//! Links of a transport value share client UDP sockets, up to
+//! [`LINKS_PER_SOCKET`] on each (a quinn client endpoint carries any number
+//! of connections), so a process holding thousands of minions —
+//! `brine-swarm` — needs tens of file descriptors rather than one or two
+//! per minion. One socket for all of them was too few: when the master
+//! publishes to 10,000 minions at once, their 10,000 packets arrive within
+//! milliseconds, overflowed one socket's receive buffer (~8,500 drops per
+//! `test.ping` round, each waiting out a retransmission timeout) and all
+//! queued behind one endpoint task.
 
 use std::{
     net::SocketAddr,
@@ -32,6 +37,9 @@ use crate::{
     wire::code,
 };
 
+/// How many links share one client socket at most.
+pub(crate) const LINKS_PER_SOCKET: usize = 128;
+
 /// Every live link of a transport value, with the options it was made
 /// for, and the client endpoints they send from.
 #[derive(Debug, Default)]
@@ -39,7 +47,7 @@ pub(crate) struct Links {
     live: Mutex<Vec<(ClientOptions, Weak<Link>)>>,
     /// By address family (`true` for IPv6); an endpoint lives while a link
     /// uses it, so it never outlives the runtime its links run on.
-    endpoints: Mutex<[Weak<ClientEndpoint>; 2]>,
+    endpoints: Mutex<[Vec<Weak<ClientEndpoint>>; 2]>,
 }
 
 impl Links {
@@ -52,12 +60,29 @@ impl Links {
             .count()
     }
 
-    /// The client endpoint for `peer`'s address family: the one in use, or
-    /// a new one bound to an ephemeral port.
+    /// How many client sockets are open (for tests).
+    #[cfg(test)]
+    pub(crate) fn sockets(&self) -> usize {
+        lock(&self.endpoints)
+            .iter()
+            .flatten()
+            .filter(|e| e.strong_count() > 0)
+            .count()
+    }
+
+    /// A client endpoint for `peer`'s address family with room for another
+    /// link, or a new one bound to an ephemeral port.
     fn endpoint(&self, peer: SocketAddr) -> Result<Arc<ClientEndpoint>, TransportError> {
         let family = usize::from(peer.is_ipv6());
         let mut endpoints = lock(&self.endpoints);
-        if let Some(existing) = endpoints[family].upgrade() {
+        let endpoints = &mut endpoints[family];
+        endpoints.retain(|e| e.strong_count() > 0);
+        // Each link holds one reference; the one taken here is the new link's.
+        if let Some(existing) = endpoints
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|e| Arc::strong_count(e) <= LINKS_PER_SOCKET)
+        {
             return Ok(existing);
         }
         let local: SocketAddr = if peer.is_ipv6() {
@@ -71,7 +96,7 @@ impl Links {
                 source,
             })?;
         let shared = Arc::new(ClientEndpoint(endpoint));
-        endpoints[family] = Arc::downgrade(&shared);
+        endpoints.push(Arc::downgrade(&shared));
         Ok(shared)
     }
 }
@@ -383,4 +408,32 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| error::backend(Error::Task(Opaque::new(e))))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn links_spread_over_sockets_and_release_them() {
+        let links = Links::default();
+        // Nothing listens there: links keep trying in the background, which
+        // is all this test needs.
+        let addr: SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 9).into();
+        let pki = tempfile::tempdir().unwrap();
+        let mut held = Vec::new();
+        for i in 0..=LINKS_PER_SOCKET {
+            let mut opts = ClientOptions::new(addr, format!("minion-{i}"));
+            opts.tls = Some(brine_transport_api::TlsOptions {
+                pki_dir: Some(pki.path().to_owned()),
+                ..Default::default()
+            });
+            held.push(Link::obtain(&links, &opts).await.unwrap());
+        }
+        assert_eq!(links.sockets(), 2, "{} links", held.len());
+        held.truncate(LINKS_PER_SOCKET);
+        assert_eq!(links.sockets(), 1);
+        drop(held);
+        assert_eq!(links.sockets(), 0, "sockets close with their last link");
+    }
 }

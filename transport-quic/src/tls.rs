@@ -97,7 +97,7 @@ impl ServerIdentity {
         let crypto =
             quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(config_error)?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        server.transport_config(config.transport(bidi_streams));
+        server.transport_config(config.server_transport(bidi_streams));
         Ok(server)
     }
 }
