@@ -33,6 +33,9 @@ pub(super) async fn handle_return(shared: &Arc<Shared>, id: &str, load: Value) -
     if ret.is_req() {
         ret.assign_jid(gen_jid());
     }
+    let tag = ret.event_tag();
+    // The load moves into the record (and from there into the event): only
+    // `return` is copied, once.
     let record = JobReturn {
         jid: ret.jid().to_owned(),
         id: ret.id().to_owned(),
@@ -44,11 +47,11 @@ pub(super) async fn handle_return(shared: &Arc<Shared>, id: &str, load: Value) -
         ret: ret.ret().clone(),
         retcode: ret.retcode(),
         success: ret.success(),
-        load: ret.as_value().clone(),
+        load: ret.into_value(),
     };
     match shared.job_cache.save_return(&record).await {
         Ok(SaveOutcome::Stored) => {
-            shared.events.fire(&ret.event_tag(), ret.into_value());
+            shared.events.fire(&tag, record.load);
         }
         Ok(SaveOutcome::Duplicate) => {
             debug!(minion = id, jid = %record.jid, "duplicate return acknowledged");

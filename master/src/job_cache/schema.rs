@@ -190,12 +190,18 @@ pub(crate) struct ReturnRow {
 impl ReturnRow {
     pub(crate) fn encode(r: &JobReturn) -> Result<Self, JobCacheError> {
         let jid = &r.jid;
-        let mut load = r.load.clone();
-        let load_has_ret = load.get("return") == Some(&r.ret);
-        if load_has_ret {
+        let load_has_ret = r.load.get("return") == Some(&r.ret);
+        let load = if load_has_ret {
             // keep the key (and so the order), drop the copy of the value
-            load.insert("return", Value::Nil);
-        }
+            r.load.to_event_bytes_with_nil("return")
+        } else {
+            r.load.to_event_bytes()
+        };
+        let load = load.map_err(|source| JobCacheError::Encode {
+            jid: jid.clone(),
+            what: "load",
+            source,
+        })?;
         Ok(ReturnRow {
             jid: jid.clone(),
             id: r.id.clone(),
@@ -203,7 +209,7 @@ impl ReturnRow {
             ret: encode(jid, "return", &r.ret)?,
             retcode: r.retcode,
             success: r.success,
-            load: encode(jid, "load", &load)?,
+            load,
             load_has_ret,
             stored_us: to_micros(SystemTime::now()),
         })

@@ -29,6 +29,41 @@ pub fn to_event_bytes(value: &Value) -> Result<Vec<u8>, SerialError> {
     Ok(out)
 }
 
+/// [`to_event_bytes`] of a map with the value of its first entry under
+/// `key` packed as nil (as if [`Value::insert`]ed), without copying the map.
+/// Any other value is packed as it is.
+///
+/// # Errors
+/// [`SerialError::TooLong`] if an item exceeds msgpack's 32-bit lengths.
+pub fn to_event_bytes_with_nil(value: &Value, key: &str) -> Result<Vec<u8>, SerialError> {
+    let encoder = Encoder { bin: true };
+    let mut out = Vec::new();
+    let Value::Map(entries) = value else {
+        encoder.value(value, &mut out)?;
+        return Ok(out);
+    };
+    map_head(len32("map", entries.len())?, &mut out);
+    let mut masked = false;
+    for (k, v) in entries {
+        encoder.value(k, &mut out)?;
+        if !masked && k.is_key(key) {
+            masked = true;
+            out.push(0xc0);
+        } else {
+            encoder.value(v, &mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+fn map_head(len: u32, out: &mut Vec<u8>) {
+    match len {
+        0..=15 => out.push(0x80 | low_nibble(len)),
+        16..=0xffff => head16(0xde, len, out),
+        _ => head32(0xdf, len, out),
+    }
+}
+
 fn len32(what: &'static str, len: usize) -> Result<u32, SerialError> {
     u32::try_from(len).map_err(|_| SerialError::TooLong { what, len })
 }
@@ -69,12 +104,7 @@ impl Encoder {
                 }
             }
             Value::Map(entries) => {
-                let len = len32("map", entries.len())?;
-                match len {
-                    0..=15 => out.push(0x80 | low_nibble(len)),
-                    16..=0xffff => head16(0xde, len, out),
-                    _ => head32(0xdf, len, out),
-                }
+                map_head(len32("map", entries.len())?, out);
                 for (k, v) in entries {
                     self.value(k, out)?;
                     self.value(v, out)?;
@@ -195,6 +225,29 @@ fn signed(i: i64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_nil_packs_as_the_map_with_that_entry_set_to_nil() {
+        let mut load = Value::map();
+        load.insert("jid", "20261205");
+        load.insert("return", Value::Array(vec![Value::from("big"); 20]));
+        load.insert("retcode", 0);
+        let mut expected = load.clone();
+        expected.insert("return", Value::Nil);
+        assert_eq!(
+            to_event_bytes_with_nil(&load, "return").unwrap(),
+            to_event_bytes(&expected).unwrap()
+        );
+        assert_eq!(
+            to_event_bytes_with_nil(&load, "absent").unwrap(),
+            to_event_bytes(&load).unwrap()
+        );
+        let not_a_map = Value::from("return");
+        assert_eq!(
+            to_event_bytes_with_nil(&not_a_map, "return").unwrap(),
+            to_event_bytes(&not_a_map).unwrap()
+        );
+    }
 
     #[test]
     fn bytes_pack_as_str_on_the_channel_and_bin_on_events() {

@@ -46,7 +46,7 @@ mod value_bincode;
 mod value_serde;
 
 pub use decode::{DEFAULT_MAX_DEPTH, decode_prefix, from_slice, from_slice_with_depth};
-pub use encode::{to_channel_bytes, to_event_bytes};
+pub use encode::{to_channel_bytes, to_event_bytes, to_event_bytes_with_nil};
 pub use error::SerialError;
 pub use typed::{
     BINCODE_LIMIT, Serialization, decode, encode, encode_channel, from_value, to_value,

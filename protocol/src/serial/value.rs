@@ -63,6 +63,15 @@ impl Value {
         encode::to_event_bytes(self)
     }
 
+    /// [`to_event_bytes`](Self::to_event_bytes) of a map with the value
+    /// under `key` packed as nil, without copying the map.
+    ///
+    /// # Errors
+    /// [`SerialError::TooLong`] if an item exceeds msgpack's 32-bit lengths.
+    pub fn to_event_bytes_with_nil(&self, key: &str) -> Result<Vec<u8>, SerialError> {
+        encode::to_event_bytes_with_nil(self, key)
+    }
+
     /// An empty map.
     pub fn map() -> Value {
         Value::Map(Vec::new())
