@@ -4,8 +4,9 @@
 //! write connection. It takes every request waiting in the queue (up to
 //! [`MAX_BATCH`]) and commits them in **one** transaction, so a burst of
 //! returns costs one `fsync`, not one each (group commit); each request is
-//! answered only after that commit. Each write runs in its own savepoint,
-//! so one bad write does not fail its neighbours. Reads run on tokio's
+//! answered only after that commit. A write that fails is undone alone
+//! (SQLite undoes a failed statement; a prune, being several, runs in a
+//! savepoint), so one bad write does not fail its neighbours. Reads run on tokio's
 //! blocking pool over a separate read-only connection (WAL lets them run
 //! while the writer commits).
 //!
@@ -259,8 +260,8 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Request>, path: &Path) {
     }
 }
 
-/// Runs `batch[start..]` in one transaction, each write in its own
-/// savepoint, and commits. Returns where the next transaction must start:
+/// Runs `batch[start..]` in one transaction, each write undone alone if
+/// it fails (see [`run_write`]), and commits. Returns where the next transaction must start:
 /// the end of the batch, or just after a write whose failure made SQLite
 /// roll the whole transaction back (it does so for a full disk, I/O
 /// errors and the like); the writes before it in that transaction are
@@ -282,7 +283,7 @@ fn commit_from(
     let mut in_tx: Vec<usize> = Vec::new();
     let mut next = batch.len();
     for (i, request) in batch.iter().enumerate().skip(start) {
-        match run_in_savepoint(conn, &request.write) {
+        match run_write(conn, &request.write) {
             Ok(done) => {
                 results[i] = Some(Ok(done));
                 in_tx.push(i);
@@ -297,8 +298,7 @@ fn commit_from(
                 break;
             }
             Err(e) => {
-                // only this write failed: undo it, keep its neighbours
-                let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+                // only this write failed (and is undone); its neighbours stay
                 results[i] = Some(Err(map_err(path, e)));
             }
         }
@@ -317,21 +317,37 @@ fn commit_from(
     next
 }
 
-fn run_in_savepoint(conn: &Connection, write: &Write) -> rusqlite::Result<Done> {
-    // cached statements: parsing these per write was ~5% of the master's
-    // CPU with 10,000 returns a second
-    conn.prepare_cached("SAVEPOINT op")?.execute([])?;
-    let done = match write {
-        Write::Load(row) => row.insert(conn).map(|()| Done::Saved)?,
-        Write::Return(row) => Done::Return(if row.insert(conn)? {
+/// Runs one write. A load or a return is one statement, which SQLite
+/// undoes by itself when it fails while the transaction goes on; a prune
+/// is several, so it runs in a savepoint that is rolled back if one fails.
+/// (A savepoint around every return was two more statements each, ~4% of
+/// the master's CPU at 10,000 returns a second.)
+fn run_write(conn: &Connection, write: &Write) -> rusqlite::Result<Done> {
+    match write {
+        Write::Load(row) => row.insert(conn).map(|()| Done::Saved),
+        Write::Return(row) => Ok(Done::Return(if row.insert(conn)? {
             SaveOutcome::Stored
         } else {
             SaveOutcome::Duplicate
-        }),
-        Write::Prune(before) => Done::Pruned(schema::prune(conn, *before)?),
-    };
-    conn.prepare_cached("RELEASE op")?.execute([])?;
-    Ok(done)
+        })),
+        Write::Prune(before) => {
+            // cached statements: parsing them per write was ~5% of the
+            // master's CPU when every write had its savepoint
+            conn.prepare_cached("SAVEPOINT op")?.execute([])?;
+            match schema::prune(conn, *before) {
+                Ok(pruned) => {
+                    conn.prepare_cached("RELEASE op")?.execute([])?;
+                    Ok(Done::Pruned(pruned))
+                }
+                Err(e) => {
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+                    }
+                    Err(e)
+                }
+            }
+        }
+    }
 }
 
 /// The same SQLite error again, for each caller that shares its fate
