@@ -332,6 +332,76 @@ mod tests {
         std::net::UdpSocket::bind(addr).expect("port released after both servers closed");
     }
 
+    /// A client that closes and exits at once (the `brine` command line)
+    /// tells the server: the server's connection goes away long before the
+    /// idle timeout (60 s here) would have ended it.
+    #[test]
+    fn a_client_that_closes_and_exits_tells_the_server() {
+        use brine_transport_api::{TlsOptions, handler_fn};
+        use bytes::Bytes;
+        use std::time::{Duration, Instant};
+
+        let dir = tempfile::tempdir().unwrap();
+        let pki_dir = dir.path().join("master");
+        let server_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let quic = QuicTransport::new();
+        let mut server_opts = ServerOptions::new(loopback());
+        server_opts.settings.set(IDLE_TIMEOUT_KEY, "60");
+        server_opts.tls = Some(TlsOptions {
+            pki_dir: Some(pki_dir.clone()),
+            ..TlsOptions::default()
+        });
+        let echo = handler_fn(|frame: Bytes, _| async move { frame });
+        let requests = server_rt
+            .block_on(quic.bind_requests(server_opts, echo))
+            .unwrap();
+        let addr = requests.local_addr();
+        let cert = pki::ensure_self_signed(&pki_dir, "").unwrap().cert;
+
+        // The client's whole life, in a runtime dropped right after close.
+        let client_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        client_rt.block_on(async {
+            let client = QuicTransport::new();
+            let mut opts = ClientOptions::new(addr, "cli");
+            opts.settings.set(IDLE_TIMEOUT_KEY, "60");
+            opts.tls = Some(TlsOptions {
+                ca: Some(cert),
+                ..TlsOptions::default()
+            });
+            let req = client.connect_requests(opts).await.unwrap();
+            let reply = req
+                .request(Bytes::from_static(b"hi"), Duration::from_secs(20))
+                .await
+                .unwrap();
+            assert_eq!(&reply[..], b"hi");
+            req.close().await.unwrap();
+        });
+        drop(client_rt);
+
+        let endpoint = quic.inner.endpoints.lock().unwrap()[&addr]
+            .upgrade()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        server_rt.block_on(async {
+            while endpoint.open_connections() > 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the server still holds the closed client's connection"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        drop(endpoint);
+        server_rt.block_on(requests.close()).unwrap();
+    }
+
     #[test]
     fn handles_are_send_sync() {
         assert_send_sync::<QuicTransport>();

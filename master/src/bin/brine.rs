@@ -259,19 +259,33 @@ fn run(args: Args) -> Result<u8, String> {
         let client = LocalClient::from_config(&config, &Registry::builtin())
             .await
             .map_err(|e| format!("{e}; is the brine master running?"))?;
-        if args.run_async {
-            let published = client.pub_job(&job).await.map_err(|e| e.to_string())?;
-            if published.minions.is_empty() {
-                return Ok(no_minions());
-            }
-            sink.line(&format!("Executed command with job ID: {}", published.jid));
-            return Ok(cmdline::EX_OK);
-        }
-        if let Some(size) = batch_size {
-            return run_batch(client, &job, size, timeout, &args, &mut sink).await;
-        }
-        run_cmd(&client, &job, timeout, &args, &mut sink).await
+        let client = Arc::new(client);
+        let outcome = run_job(&client, &job, batch_size, timeout, &args, &mut sink).await;
+        client.close().await;
+        outcome
     })
+}
+
+async fn run_job(
+    client: &Arc<LocalClient>,
+    job: &JobSpec,
+    batch_size: Option<BatchSize>,
+    timeout: Option<Duration>,
+    args: &Args,
+    sink: &mut Sink,
+) -> Result<u8, String> {
+    if args.run_async {
+        let published = client.pub_job(job).await.map_err(|e| e.to_string())?;
+        if published.minions.is_empty() {
+            return Ok(no_minions());
+        }
+        sink.line(&format!("Executed command with job ID: {}", published.jid));
+        return Ok(cmdline::EX_OK);
+    }
+    if let Some(size) = batch_size {
+        return run_batch(Arc::clone(client), job, size, timeout, args, sink).await;
+    }
+    run_cmd(client, job, timeout, args, sink).await
 }
 
 fn no_minions() -> u8 {
@@ -376,7 +390,7 @@ async fn run_cmd(
 }
 
 async fn run_batch(
-    client: LocalClient,
+    client: Arc<LocalClient>,
     job: &JobSpec,
     size: BatchSize,
     timeout: Option<Duration>,
@@ -384,7 +398,6 @@ async fn run_batch(
     sink: &mut Sink,
 ) -> Result<u8, String> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<BatchEvent>(4096);
-    let client = Arc::new(client);
     let mut forward = |event: BatchEvent| {
         let _ = tx.try_send(event);
     };

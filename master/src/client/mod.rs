@@ -354,6 +354,17 @@ impl LocalClient {
         })
     }
 
+    /// Closes the connection to the master's request server, so the
+    /// master learns at once (over quic it would otherwise keep the
+    /// connection until its idle timeout). For a short-lived process
+    /// (the `brine` command line) before it exits; a failure only means
+    /// the connection was already gone.
+    pub async fn close(&self) {
+        if let Err(err) = self.requests.close().await {
+            tracing::debug!(error = %err, "closing the request connection");
+        }
+    }
+
     /// Subscribes to the job's returns, then publishes it (Salt's
     /// `run_job`); read the returns from the stream.
     ///
