@@ -218,7 +218,7 @@ impl Runner {
             config: &self.config,
             client,
         };
-        match function.name {
+        let output = match function.name {
             "jobs.active" => jobs::active(&ctx).await,
             "jobs.list_job" => jobs::list_job(&ctx, bound).await,
             "jobs.list_jobs" => jobs::list_jobs(&ctx, bound).await,
@@ -234,7 +234,11 @@ impl Runner {
                 name: other.to_owned(),
                 available: String::new(),
             }),
-        }
+        };
+        // The client is done: tell the master now rather than leave the
+        // connection to its idle timeout (`brine-run` exits next).
+        ctx.client.close().await;
+        output
     }
 }
 
