@@ -657,6 +657,15 @@ fn a_brine_master_takes_over_a_stock_fleet() {
     // operator copies /etc/salt/pki/master to /etc/brine/pki/master. The
     // minion is left alone: no new key, no acceptance, no restart.
     drop(stock_master);
+    // Its processes let go of the ports a moment after the kill returns
+    // (a Brine master started sooner found a port in use, once in CI).
+    eventually("the stock master's ports are free", || {
+        for port in [ports.ret_port, ports.publish_port] {
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .map_err(|e| format!("port {port}: {e}"))?;
+        }
+        Ok(())
+    });
     copy_dir(
         &site.root().join("salt-master/etc/salt/pki/master"),
         &site.root().join("master/etc/brine/pki/master"),
