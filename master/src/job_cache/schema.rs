@@ -106,7 +106,16 @@ pub(crate) fn from_micros(us: i64) -> SystemTime {
 }
 
 fn encode(jid: &str, what: &'static str, v: &Value) -> Result<Vec<u8>, JobCacheError> {
-    v.to_event_bytes().map_err(|source| JobCacheError::Encode {
+    packed(jid, what, v.to_event_bytes())
+}
+
+/// Names the job and the part in an encoding failure.
+fn packed(
+    jid: &str,
+    what: &'static str,
+    bytes: Result<Vec<u8>, brine_protocol::SerialError>,
+) -> Result<Vec<u8>, JobCacheError> {
+    bytes.map_err(|source| JobCacheError::Encode {
         jid: jid.to_owned(),
         what,
         source,
@@ -193,15 +202,10 @@ impl ReturnRow {
         let load_has_ret = r.load.get("return") == Some(&r.ret);
         let load = if load_has_ret {
             // keep the key (and so the order), drop the copy of the value
-            r.load.to_event_bytes_with_nil("return")
+            packed(jid, "load", r.load.to_event_bytes_with_nil("return"))?
         } else {
-            r.load.to_event_bytes()
+            encode(jid, "load", &r.load)?
         };
-        let load = load.map_err(|source| JobCacheError::Encode {
-            jid: jid.clone(),
-            what: "load",
-            source,
-        })?;
         Ok(ReturnRow {
             jid: jid.clone(),
             id: r.id.clone(),

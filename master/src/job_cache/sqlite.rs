@@ -6,9 +6,9 @@
 //! returns costs one `fsync`, not one each (group commit); each request is
 //! answered only after that commit. A write that fails is undone alone
 //! (SQLite undoes a failed statement; a prune, being several, runs in a
-//! savepoint), so one bad write does not fail its neighbours. Reads run on tokio's
-//! blocking pool over a separate read-only connection (WAL lets them run
-//! while the writer commits).
+//! savepoint), so one bad write does not fail its neighbours. Reads run on
+//! tokio's blocking pool over a separate read-only connection (WAL lets
+//! them run while the writer commits).
 //!
 //! Durability: WAL journal with `synchronous=FULL`, which fsyncs the WAL
 //! at every commit; a commit that returned survives a power loss. (With
@@ -261,11 +261,11 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Request>, path: &Path) {
 }
 
 /// Runs `batch[start..]` in one transaction, each write undone alone if
-/// it fails (see [`run_write`]), and commits. Returns where the next transaction must start:
-/// the end of the batch, or just after a write whose failure made SQLite
-/// roll the whole transaction back (it does so for a full disk, I/O
-/// errors and the like); the writes before it in that transaction are
-/// lost and answered with the same error.
+/// it fails (see [`run_write`]), and commits. Returns where the next
+/// transaction must start: the end of the batch, or just after a write
+/// whose failure made SQLite roll the whole transaction back (it does so
+/// for a full disk, I/O errors and the like); the writes before it in that
+/// transaction are lost and answered with the same error.
 fn commit_from(
     conn: &mut Connection,
     batch: &[Request],
