@@ -10,7 +10,7 @@ use std::{fmt, io, sync::Arc, time::Duration};
 
 use brine_transport_api::TransportError;
 
-use crate::NAME;
+use crate::{NAME, wire::code};
 
 /// Failures of the QUIC backend that no semantic [`TransportError`] variant
 /// covers; found as the source of [`TransportError::Backend`].
@@ -177,11 +177,12 @@ pub(crate) fn connect(err: quinn::ConnectError) -> TransportError {
     }
 }
 
-/// Maps a stream write failure (other than the peer stopping the stream,
-/// which callers handle themselves).
+/// Maps a stream write failure. A stream the server stopped because its
+/// service is not bound is a refusal.
 pub(crate) fn write(peer: &str, err: quinn::WriteError) -> TransportError {
     match err {
         quinn::WriteError::ConnectionLost(err) => connection(peer, err, None),
+        quinn::WriteError::Stopped(code::NO_SERVICE) => refused(peer),
         quinn::WriteError::Stopped(code) => lost(
             peer,
             format!("stream stopped by peer: {}", crate::wire::describe(code)),
@@ -192,15 +193,22 @@ pub(crate) fn write(peer: &str, err: quinn::WriteError) -> TransportError {
     }
 }
 
-/// Maps a stream read failure.
+/// Maps a stream read failure, as [`write()`] does.
 pub(crate) fn read(peer: &str, err: quinn::ReadError) -> TransportError {
     match err {
         quinn::ReadError::ConnectionLost(err) => connection(peer, err, None),
+        quinn::ReadError::Reset(code::NO_SERVICE) => refused(peer),
         quinn::ReadError::Reset(code) => lost(
             peer,
             format!("stream reset by peer: {}", crate::wire::describe(code)),
         ),
         other => lost(peer, other.to_string()),
+    }
+}
+
+fn refused(peer: &str) -> TransportError {
+    TransportError::ConnectionRefused {
+        peer: peer.to_owned(),
     }
 }
 
@@ -212,14 +220,22 @@ pub(crate) fn read_exact(peer: &str, err: quinn::ReadExactError) -> TransportErr
     }
 }
 
-/// A copy of `err` for a second caller: link failures are shared by every
-/// request waiting on the link, and `TransportError` is not `Clone`.
+/// A copy of `err` for a second caller: link and stream failures are
+/// shared by every request waiting on them, and `TransportError` is not
+/// `Clone`.
 pub(crate) fn duplicate(err: &TransportError) -> TransportError {
     match err {
         TransportError::Timeout { peer, after } => timeout(peer, *after),
-        TransportError::ConnectionRefused { peer } => {
-            TransportError::ConnectionRefused { peer: peer.clone() }
-        }
+        TransportError::ConnectionRefused { peer } => refused(peer),
+        TransportError::FrameTooLarge { peer, len, max } => TransportError::FrameTooLarge {
+            peer: peer.clone(),
+            len: *len,
+            max: *max,
+        },
+        TransportError::Malformed { peer, reason } => TransportError::Malformed {
+            peer: peer.clone(),
+            reason: reason.clone(),
+        },
         TransportError::ConnectionLost { peer, source } => TransportError::ConnectionLost {
             peer: peer.clone(),
             source: source

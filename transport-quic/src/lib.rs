@@ -48,12 +48,16 @@
 //!   ([`Limits::queue_depth`]) drained by its own writer; `publish` never
 //!   waits, and drops a subscriber whose queue is full with a warning. The
 //!   client resubscribes (and reconnects) with [`Backoff`] until closed.
-//! - **Requests:** one bidirectional stream per request, many in flight. An
-//!   oversized request is refused from its length prefix, without reading
-//!   it, with a status the client reports as
-//!   [`TransportError::FrameTooLarge`]. Concurrency is bounded by
-//!   [`Limits::max_in_flight`] per server and by QUIC's stream limit per
-//!   connection.
+//! - **Requests:** one long-lived stream per connection carries all of a
+//!   client's requests, many in flight, each matched to its reply by an id
+//!   (replies come in any order); the client opens it at its first request
+//!   and again after it or the connection breaks, and a request waiting on
+//!   a broken stream fails at once with a typed error. An oversized request
+//!   is refused from its head, its bytes skipped unread, with a status the
+//!   client reports as [`TransportError::FrameTooLarge`], and the stream
+//!   goes on. Concurrency is bounded by [`Limits::max_in_flight`] per
+//!   server and by a per-stream cap, past which the server stops reading
+//!   and QUIC's flow control holds the client back.
 //! - **Liveness:** both sides send QUIC keep-alives every 5 s and drop a
 //!   connection silent for 15 s (settings `quic_keepalive` and
 //!   `quic_idle_timeout`, see [`Config`]); clients then reconnect.
@@ -203,10 +207,10 @@ impl Transport for QuicTransport {
             &self.inner.pki_lock,
             &opts,
             config,
-            server::Attach::Requests(service),
+            server::Attach::Requests(service.clone()),
         )
         .await?;
-        Ok(Box::new(request::QuicRequestServer::new(endpoint)))
+        Ok(Box::new(request::QuicRequestServer::new(service, endpoint)))
     }
 
     async fn connect_requests(

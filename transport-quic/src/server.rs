@@ -24,7 +24,7 @@ use crate::{
     config::Config,
     error::{self, Error, Opaque},
     publish::Hub,
-    request::Service,
+    request::{self, Service},
     tls::ServerIdentity,
     wire::{self, code},
 };
@@ -77,8 +77,6 @@ pub(crate) struct ServerEndpoint {
     services: Arc<Mutex<Services>>,
     accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
     tls: Option<TlsOptions>,
-    identity: ServerIdentity,
-    config: Config,
     registry: Weak<Mutex<HashMap<SocketAddr, Weak<ServerEndpoint>>>>,
 }
 
@@ -201,24 +199,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Request streams one connection may have open at once. quinn sets up
-/// state for every stream a peer may open as the connection starts (~180
-/// bytes each): at the whole `max_in_flight` budget (1,024) that was ~190 KB
-/// a connection, 1.9 GB of master RSS for 10,000 minions, and ten million
-/// stream entries built during their sign-in. Each of those slots also
-/// comes to hold a recycled receive buffer (~450 bytes) once that many
-/// requests have passed: at 64, a master serving 10,000 minions grew from
-/// 0.70 to 1.0 GB over its first 64 jobs and stayed there. A minion has a
-/// few requests open at a time; a client with more waits for a stream to
-/// free up.
-const REQUESTS_PER_CONNECTION: usize = 32;
-
-fn stream_limit(services: &Services) -> usize {
-    // The subscription stream, plus one re-subscription while the old
-    // stream winds down, plus the request budget.
-    let requests = services.requests.as_ref().map_or(0, |s| s.max_in_flight());
-    requests.min(REQUESTS_PER_CONNECTION).saturating_add(4)
-}
+/// Streams one client may have open at once: its subscription and a
+/// re-subscription while the old one winds down, its request stream (which
+/// carries all its requests) and a replacement while a broken one winds
+/// down, and a spare. quinn sets up state for every stream a peer may open
+/// (~180 bytes each, and in time a recycled receive buffer of ~450): the 32
+/// a connection had when each request took a stream of its own came to
+/// ~20 KB a connection, 0.2 GB for 10,000 minions.
+const STREAMS_PER_CONNECTION: usize = 5;
 
 /// Binds `opts.bind`, or joins the endpoint this transport already has
 /// there, and attaches `service` to it.
@@ -257,7 +245,7 @@ pub(crate) async fn attach(
         Attach::Publisher(hub) => services.publisher = Some(hub),
         Attach::Requests(svc) => services.requests = Some(svc),
     }
-    let server_config = identity.server_config(&config, stream_limit(&services))?;
+    let server_config = identity.server_config(&config, STREAMS_PER_CONNECTION)?;
     let endpoint = crate::udp::endpoint(opts.bind, Some(server_config)).map_err(|source| {
         TransportError::Bind {
             addr: opts.bind.to_string(),
@@ -281,8 +269,6 @@ pub(crate) async fn attach(
         services,
         accept: Mutex::new(Some(accept)),
         tls: opts.tls.clone(),
-        identity,
-        config,
         registry: Arc::downgrade(endpoints),
     });
     map.retain(|_, weak| weak.strong_count() > 0);
@@ -342,17 +328,7 @@ fn join_locked(
         Attach::Publisher(hub) => services.publisher = Some(hub.clone()),
         Attach::Requests(svc) => services.requests = Some(svc.clone()),
     }
-    // New connections get a stream budget that covers both services.
-    let limit = stream_limit(&services);
     drop(services);
-    match shared.identity.server_config(&shared.config, limit) {
-        Ok(cfg) => {
-            if let Some(endpoint) = lock(&shared.endpoint).as_ref() {
-                endpoint.set_server_config(Some(cfg));
-            }
-        }
-        Err(err) => tracing::warn!(error = %err, "cannot update the stream limit"),
-    }
     tracing::info!(addr = %opts.bind, service = service.name(), "sharing the quic endpoint");
     Ok(Some(shared))
 }
@@ -396,11 +372,9 @@ async fn serve_connection(incoming: quinn::Incoming, services: Arc<Mutex<Service
         tokio::select! {
             accepted = conn.accept_bi() => match accepted {
                 Ok((send, recv)) => {
-                    // Boxed, and kept under 1 KiB: a task is an aligned
-                    // allocation, and one over 1 KiB takes glibc's slow
-                    // path (10% of the master's CPU at 10,000 returns a
-                    // second went to allocating 1.1 KB request tasks); a
-                    // small plain box comes from its per-thread cache.
+                    // Boxed: a stream's task lives long and its future is
+                    // large; the spawned cell stays small (see the request
+                    // handler's task in `request::service`).
                     let serve = Box::pin(serve_stream(conn.clone(), services.clone(), send, recv));
                     streams.spawn(serve);
                 }
@@ -447,23 +421,18 @@ async fn serve_stream(
             return;
         }
     };
+    // Each service's future is boxed: only one of them is ever live.
     match kind {
-        wire::KIND_REQUEST => {
+        wire::KIND_REQUESTS => {
             let service = lock(&services).requests.clone();
             match service {
-                Some(service) => service.serve(peer, send, recv).await,
-                None => {
-                    let _ = recv.stop(code::NO_SERVICE);
-                    let _ = send.write_all(&[wire::STATUS_NO_SERVICE]).await;
-                    let _ = send.finish();
-                }
+                Some(service) => Box::pin(service.serve(peer, send, recv)).await,
+                None => request::service::refuse(peer, send, recv).await,
             }
         }
         wire::KIND_SUBSCRIBE => {
             let hub = lock(&services).publisher.clone();
             match hub {
-                // Boxed: a subscription's future is the larger one and
-                // lives long; boxing it keeps every request's task small.
                 Some(hub) => Box::pin(hub.serve(peer, send, recv)).await,
                 None => {
                     let _ = send.reset(code::NO_SERVICE);
