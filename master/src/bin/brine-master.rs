@@ -11,6 +11,13 @@ use tracing::{error, info, warn};
 
 const PROGRAM: &str = "brine-master";
 
+/// mimalloc instead of glibc's malloc: a master serving 10,000 minions spent
+/// 18% of its CPU in glibc's malloc and free, mostly on its slow paths
+/// (bursts of same-sized allocations freed by other threads empty the
+/// per-thread caches).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Brine master daemon.
 #[derive(Debug, Parser)]
 #[command(name = "brine-master", version, about = "The Brine master daemon")]
