@@ -42,6 +42,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // One minion's heap is small: transparent huge pages (which mimalloc
+    // asks for) would only inflate its RSS. `brine-swarm` keeps them.
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
     let args = Args::parse();
     if args.versions_report {
         print!("{}", cli::versions_report("brine-minion"));

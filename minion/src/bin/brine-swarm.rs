@@ -53,6 +53,9 @@ use tracing::{info, warn};
 
 /// mimalloc instead of glibc's malloc: at 10,000 minions glibc's spent a
 /// third of the swarm's CPU and fragmented across the worker threads.
+/// The swarm keeps the transparent huge pages mimalloc asks for (the master
+/// and a lone minion turn them off): its heap is large, and with them it
+/// spent ~18% less CPU per `test.ping` round to 10,000 minions.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
