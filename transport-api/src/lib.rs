@@ -36,6 +36,7 @@ pub mod ipc;
 #[cfg(feature = "memory")]
 pub mod memory;
 mod options;
+pub mod pending;
 mod publish;
 mod registry;
 mod request;

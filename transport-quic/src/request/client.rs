@@ -18,7 +18,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use brine_transport_api::{Limits, RequestClient, TransportError};
+use brine_transport_api::{Limits, RequestClient, TransportError, pending::Pending};
 use bytes::Bytes;
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::{
@@ -29,7 +29,6 @@ use tokio::{
 use super::{
     batch::{self, Batch, WRITE_BATCH},
     decode::{Malformed, ReplyDecoder},
-    pending::{Pending, Waiting},
 };
 use crate::{
     error,
@@ -95,10 +94,7 @@ impl QuicRequestClient {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let head = wire::request_head(id, frame.len(), self.max_frame, &self.peer)?;
         let reply = stream.pending.register(id).ok_or_else(|| self.lost())?;
-        let _waiting = Waiting {
-            pending: &stream.pending,
-            id,
-        };
+        let _waiting = stream.pending.waiting(id);
         stream
             .queue
             .send(Outgoing { head, frame })

@@ -20,7 +20,6 @@
 mod batch;
 mod client;
 mod decode;
-mod pending;
 pub(crate) mod service;
 
 use std::{

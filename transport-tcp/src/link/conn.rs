@@ -15,13 +15,13 @@ use tokio::{
 };
 use tracing::{Instrument, debug, debug_span, trace, warn};
 
-use super::pending::Pending;
 use crate::{
     net::{BoxedIo, OwnedTask},
     publish::KIND_FRAME,
     request::{ID_LEN, REPLY_HEADER_LEN, Reply, body_limit, decode_reply, read_id, write_request},
     shared::KIND_REPLY,
 };
+use brine_transport_api::pending::Pending;
 
 /// What a connection carries, fixed by its first frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,6 @@
 //! has, and closes; the new one takes over.
 
 pub(crate) mod conn;
-pub(crate) mod pending;
 
 use std::{
     collections::HashMap,
@@ -35,15 +34,13 @@ use tokio::{
 };
 use tracing::debug;
 
-use self::{
-    conn::{Conn, Ended, Feed, Mode, Outgoing, PublishPart},
-    pending::Pending,
-};
+use self::conn::{Conn, Ended, Feed, Mode, Outgoing, PublishPart};
 use crate::{
     net::{BoxedIo, Dialer},
     publish::{KIND_HELLO, KIND_WELCOME},
     shared::{self, KIND_REQUESTS_ONLY, KIND_SHARED_HELLO, MAX_HELLO},
 };
+use brine_transport_api::pending::Pending;
 
 /// Every live link of a transport value, by server address and identity
 /// (a swarm holds thousands), with the options each was made for.

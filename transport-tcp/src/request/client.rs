@@ -13,7 +13,7 @@ use tokio::{
 };
 
 use super::body_limit;
-use crate::link::{Attached, Kind, Link, Links, conn::Outgoing, pending::Waiting};
+use crate::link::{Attached, Kind, Link, Links, conn::Outgoing};
 
 /// The TCP [`RequestClient`].
 #[derive(Debug)]
@@ -94,10 +94,7 @@ impl Client {
         let id = self.link().next_id();
         let reply = pending.register(id).ok_or_else(|| self.lost())?;
         // Unregisters on every way out, so a late reply finds nobody.
-        let _waiting = Waiting {
-            pending: &pending,
-            id,
-        };
+        let _waiting = pending.waiting(id);
         requests
             .send(Outgoing { id, frame })
             .await
