@@ -339,15 +339,18 @@ async fn read_replies(
                 }
             };
             // Nothing serves requests there: the stream is of no more use
-            // (a request server bound later is reached by a fresh one).
-            let refused = reply == Answer::NoService;
-            if !pending.complete(id, reply.into_result(peer)) {
-                tracing::trace!(%peer, request = id, "late reply dropped");
-            }
-            if refused {
-                return TransportError::ConnectionRefused {
+            // (a request server bound later is reached by a fresh one). It
+            // is marked broken before any waiter hears of it, so a request
+            // made right after the refusal opens a fresh stream.
+            if reply == Answer::NoService {
+                let refused = || TransportError::ConnectionRefused {
                     peer: peer.to_owned(),
                 };
+                pending.fail_all(refused);
+                return refused();
+            }
+            if !pending.complete(id, reply.into_result(peer)) {
+                tracing::trace!(%peer, request = id, "late reply dropped");
             }
         }
     }
