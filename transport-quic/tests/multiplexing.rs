@@ -89,9 +89,7 @@ async fn replies_in_reverse_order_reach_their_own_requests() {
             let i = u32::from_be_bytes(frame[..4].try_into().unwrap());
             let _ = answered.wait_for(|done| *done == N - 1 - i).await;
             answered_tx.send_modify(|done| *done += 1);
-            let mut reply = b"re:".to_vec();
-            reply.extend_from_slice(&frame);
-            Bytes::from(reply)
+            echo_reply(&frame)
         }
     });
     let s = setup(handler).await;
@@ -107,9 +105,7 @@ async fn many_requests_with_varied_handler_delays_get_their_own_replies() {
     let handler = handler_fn(|frame: Bytes, _| async move {
         let i = u32::from_be_bytes(frame[..4].try_into().unwrap());
         tokio::time::sleep(Duration::from_millis(u64::from(i * 37 % 50))).await;
-        let mut reply = b"re:".to_vec();
-        reply.extend_from_slice(&frame);
-        Bytes::from(reply)
+        echo_reply(&frame)
     });
     let s = setup(handler).await;
     all_at_once(&s.client, 300).await;
@@ -369,13 +365,7 @@ async fn closing_the_request_server_alone_refuses_requests_on_the_shared_connect
         .bind_requests(server_opts(addr, &master), echo())
         .await
         .unwrap();
-    assert_eq!(
-        &client
-            .request(Bytes::from_static(b"back"), STEP)
-            .await
-            .unwrap()[..],
-        b"re:back"
-    );
+    assert_echoes(&*client, b"back").await;
 
     client.close().await.unwrap();
     sub.close().await.unwrap();

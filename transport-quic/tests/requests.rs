@@ -154,13 +154,7 @@ async fn a_request_while_the_server_is_down_fails_typed_then_recovers() {
     let mut opts = client_opts_ca(addr, "m", &cert_path(&master));
     opts.connect_timeout = Duration::from_millis(300);
     let client = t.connect_requests(opts).await.unwrap();
-    assert_eq!(
-        &client
-            .request(Bytes::from_static(b"a"), STEP)
-            .await
-            .unwrap()[..],
-        b"re:a"
-    );
+    assert_echoes(&*client, b"a").await;
     server.close().await.unwrap();
 
     let timeout = Duration::from_secs(2);
@@ -255,13 +249,7 @@ async fn dropping_without_close_frees_everything() {
         .connect_requests(client_opts_ca(addr, "m", &cert_path(&master)))
         .await
         .unwrap();
-    assert_eq!(
-        &client
-            .request(Bytes::from_static(b"x"), STEP)
-            .await
-            .unwrap()[..],
-        b"re:x"
-    );
+    assert_echoes(&*client, b"x").await;
     drop(client);
     drop(server);
     // Drop closes without waiting; the port comes back once quinn has
@@ -282,13 +270,7 @@ async fn dropping_without_close_frees_everything() {
         .connect_requests(client_opts_ca(addr, "m", &cert_path(&master)))
         .await
         .unwrap();
-    assert_eq!(
-        &client
-            .request(Bytes::from_static(b"y"), STEP)
-            .await
-            .unwrap()[..],
-        b"re:y"
-    );
+    assert_echoes(&*client, b"y").await;
     client.close().await.unwrap();
     server.close().await.unwrap();
 }

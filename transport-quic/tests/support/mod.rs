@@ -9,8 +9,8 @@ use std::{
 };
 
 use brine_transport_api::{
-    Backoff, ClientOptions, PublishClient, Received, RequestHandler, ServerOptions, TlsOptions,
-    Transport, handler_fn,
+    Backoff, ClientOptions, PublishClient, Received, RequestClient, RequestHandler, ServerOptions,
+    TlsOptions, Transport, handler_fn,
 };
 use brine_transport_quic::{QuicTransport, pki};
 use bytes::Bytes;
@@ -72,11 +72,21 @@ pub fn cert_path(pki_dir: &Path) -> PathBuf {
 
 /// Replies `re:` + the request.
 pub fn echo() -> Arc<dyn RequestHandler> {
-    handler_fn(|frame: Bytes, _| async move {
-        let mut reply = b"re:".to_vec();
-        reply.extend_from_slice(&frame);
-        Bytes::from(reply)
-    })
+    handler_fn(|frame: Bytes, _| async move { echo_reply(&frame) })
+}
+
+/// What [`echo`] answers to `frame`.
+pub fn echo_reply(frame: &[u8]) -> Bytes {
+    Bytes::from([&b"re:"[..], frame].concat())
+}
+
+/// Sends `body` and checks that [`echo`] answered it (`re:` + `body`).
+pub async fn assert_echoes(client: &dyn RequestClient, body: &'static [u8]) {
+    let reply = client
+        .request(Bytes::from_static(body), STEP)
+        .await
+        .expect("echo request");
+    assert_eq!(reply, echo_reply(body));
 }
 
 /// The next item, failing the test after [`STEP`].
